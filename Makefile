@@ -1,0 +1,45 @@
+# Two commands for a fresh clone:
+#   make demo    set up and run the demo on SQLite
+#   make test    set up and run lint and the whole test suite on SQLite, PostgreSQL and MariaDB
+PYTHON ?= python3.12
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Databases the suite runs against; `make test DBS=sqlite` when no servers are at hand.
+DBS ?= sqlite postgres mariadb
+POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
+MARIADB_URL ?= mysql://root@127.0.0.1:3306/test
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint test-sqlite test-postgres test-mariadb install clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	$(BIN)/python manage.py bgtask_demo
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint $(addprefix test-,$(DBS))
+
+test-sqlite: $(BIN)/.installed
+	@echo "=== test suite on SQLite ==="
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-postgres: $(BIN)/.installed
+	@echo "=== test suite on PostgreSQL ==="
+	DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-mariadb: $(BIN)/.installed
+	@echo "=== test suite on MariaDB ==="
+	DATABASE_URL=$(MARIADB_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache demo.sqlite3*

@@ -1,0 +1,33 @@
+from django.apps import AppConfig
+from django.db.backends.signals import connection_created
+
+
+def _tune_sqlite(sender, connection, **kwargs) -> None:
+    """WAL lets readers and one writer work at once, so enqueues are not blocked by a draining
+    worker; synchronous=NORMAL is durable across a process crash (not a power cut) in WAL mode."""
+    from bgtask import conf
+
+    if connection.vendor != "sqlite" or not conf.sqlite_wal():
+        return
+    if connection.settings_dict["NAME"] in ("", ":memory:") or "mode=memory" in str(
+        connection.settings_dict["NAME"]
+    ):
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+
+
+class BgtaskConfig(AppConfig):
+    name = "bgtask"
+    verbose_name = "Background tasks"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.utils.module_loading import autodiscover_modules
+
+        from bgtask import checks  # noqa: F401  (registers the system checks)
+
+        connection_created.connect(_tune_sqlite, dispatch_uid="bgtask_tune_sqlite")
+        # Every installed app's tasks module registers its tasks; an error inside one propagates.
+        autodiscover_modules("tasks")

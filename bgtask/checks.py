@@ -1,0 +1,27 @@
+"""System checks: refuse settings bgtask cannot honour before a worker starts."""
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+
+@checks.register()
+def check_settings(app_configs=None, **kwargs):
+    from bgtask import conf
+
+    errors = []
+    if not settings.USE_TZ:
+        errors.append(
+            checks.Error(
+                "bgtask needs USE_TZ = True: run_at and leases are compared across processes and "
+                "time zones, which naive datetimes cannot do safely.",
+                hint="Set USE_TZ = True (Django's default).",
+                id="bgtask.E001",
+            )
+        )
+    for reader in (conf.max_attempts, conf.max_run_time, conf.claim_limit, conf.max_args_bytes):
+        try:
+            reader()
+        except ImproperlyConfigured as exc:
+            errors.append(checks.Error(str(exc), id="bgtask.E002"))
+    return errors

@@ -1,0 +1,160 @@
+"""``@background``: turn a function into a task that calling enqueues.
+
+>>> @background(schedule=60)
+... def notify_user(user_id):
+...     ...
+>>> task = notify_user(42)            # a bgtask.models.Task row, due in 60 s
+>>> notify_user(42, schedule=0)       # due now
+>>> notify_user.now(42)               # runs here and now, writes nothing
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, overload
+
+from bgtask import conf, registry
+from bgtask.scheduling import Schedule, resolve_schedule
+from bgtask.serialization import encode_arguments
+
+if TYPE_CHECKING:
+    from bgtask.models import Task
+
+MAX_NAME_LENGTH = 255
+MAX_QUEUE_LENGTH = 100
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)
+
+# Keyword arguments a call takes for itself; the rest go to the task function.
+ENQUEUE_OPTIONS = ("schedule", "queue", "priority")
+
+
+def check_queue(queue: Any) -> str:
+    if not isinstance(queue, str) or not queue.strip():
+        raise TypeError(f"queue must be a non-empty string, got {queue!r}.")
+    if len(queue) > MAX_QUEUE_LENGTH:
+        raise ValueError(
+            f"queue names are at most {MAX_QUEUE_LENGTH} characters: {queue[:40]!r}..."
+        )
+    return queue
+
+
+def check_priority(priority: Any) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError(f"priority must be an int (higher runs first), got {priority!r}.")
+    low, high = PRIORITY_RANGE
+    if not low <= priority <= high:
+        raise ValueError(f"priority must be between {low} and {high}, got {priority}.")
+    return priority
+
+
+class TaskFunction:
+    """A registered task. Calling it enqueues; ``.now()`` runs it in place."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str | None = None,
+        schedule: Schedule | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+    ) -> None:
+        if not callable(func):
+            raise TypeError(f"@background needs a function, got {func!r}.")
+        self.func = func
+        self.origin = f"{func.__module__}.{func.__qualname__}"
+        self.name = name if name is not None else self.origin
+        if not isinstance(self.name, str) or not self.name or len(self.name) > MAX_NAME_LENGTH:
+            raise ValueError(f"Task name must be 1 to {MAX_NAME_LENGTH} characters: {name!r}.")
+        if schedule is not None:
+            resolve_schedule(schedule)  # refuse a bad default at decoration, not at first call
+        self.schedule = schedule
+        self.queue = check_queue(queue) if queue is not None else None
+        self.priority = check_priority(priority)
+        functools.update_wrapper(self, func)
+        registry.register(self)
+
+    def __repr__(self) -> str:
+        return f"<TaskFunction {self.name}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Task:
+        """Store a Task that will call this function with these arguments, and return it."""
+        options = {key: kwargs.pop(key) for key in ENQUEUE_OPTIONS if key in kwargs}
+        return self.enqueue(args, kwargs, **options)
+
+    def enqueue(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        schedule: Schedule | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+    ) -> Task:
+        """Enqueue with explicit arguments, for functions whose own parameters are named like the
+        call options (``schedule``, ``queue``, ``priority``)."""
+        from bgtask.models import Task
+        from bgtask.signals import task_enqueued
+
+        task = Task(**self.build_row(args, kwargs or {}, schedule, queue, priority))
+        task.save(force_insert=True)
+        task_enqueued.send(sender=Task, task=task)
+        return task
+
+    def build_row(
+        self,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any],
+        schedule: Schedule | None,
+        queue: str | None,
+        priority: int | None,
+    ) -> dict[str, Any]:
+        """Validate one call and return the field values of its row; raises before any write."""
+        run_at: datetime = resolve_schedule(schedule if schedule is not None else self.schedule)
+        return {
+            "task_name": self.name,
+            "arguments": encode_arguments(args, kwargs),
+            "queue": check_queue(queue)
+            if queue is not None
+            else self.queue or conf.default_queue(),
+            "priority": check_priority(priority) if priority is not None else self.priority,
+            "run_at": run_at,
+        }
+
+    def now(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the function here and now and return its value; nothing is stored."""
+        return self.func(*args, **kwargs)
+
+    def run(self, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """Called by the worker with a row's decoded arguments."""
+        return self.func(*args, **kwargs)
+
+
+@overload
+def background(func: Callable[..., Any], /) -> TaskFunction: ...
+@overload
+def background(
+    *,
+    schedule: Schedule | None = None,
+    name: str | None = None,
+    queue: str | None = None,
+    priority: int = 0,
+) -> Callable[[Callable[..., Any]], TaskFunction]: ...
+
+
+def background(func=None, /, *, schedule=None, name=None, queue=None, priority=0):
+    """Register a function as a background task; bare ``@background`` or with options.
+
+    ``schedule``: default delay (seconds, ``timedelta``) or time (``datetime``) for each call;
+    ``name``: the stored task name (default ``module.qualname``); ``queue``; ``priority`` (higher
+    runs first). ``schedule=``, ``queue=`` and ``priority=`` may also be given at call time.
+    """
+    if func is not None:
+        return TaskFunction(func, schedule=schedule, name=name, queue=queue, priority=priority)
+
+    def decorate(f: Callable[..., Any]) -> TaskFunction:
+        return TaskFunction(f, schedule=schedule, name=name, queue=queue, priority=priority)
+
+    return decorate

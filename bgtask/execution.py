@@ -1,0 +1,123 @@
+"""Running one claimed task and recording what happened."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from bgtask import conf, registry, signals
+from bgtask.exceptions import UnknownTask
+from bgtask.models import Task
+from bgtask.scheduling import retry_delay
+from bgtask.serialization import UndecodableArguments, decode_arguments, encode_result
+from bgtask.store import TaskStore
+
+logger = logging.getLogger("bgtask.execution")
+
+SUCCEEDED, RETRIED, FAILED = "succeeded", "retried", "failed"
+
+# What a task may raise without taking the batch down. SystemExit and KeyboardInterrupt raised *by
+# a task* are the task's failure; process_tasks turns SIGINT/SIGTERM into a flag, so a real signal
+# never arrives as one of these while a task runs.
+TASK_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: str  # SUCCEEDED, RETRIED or FAILED
+    recorded: bool  # False when the lease was lost and the write was discarded
+
+
+def execute(task: Task, store: TaskStore) -> Outcome:
+    """Run ``task`` (already claimed by this worker) and record its outcome."""
+    started_at = timezone.now()
+    try:
+        function = registry.get(task.task_name)
+    except UnknownTask as exc:
+        # A newer deploy may know this name: retry with backoff rather than fail at once.
+        return _record_error(task, store, exc, str(exc), started_at, retryable=True)
+    try:
+        args, kwargs = decode_arguments(task.arguments)
+    except UndecodableArguments as exc:
+        # Retrying cannot fix a corrupt row.
+        return _record_error(
+            task,
+            store,
+            exc,
+            f"{exc} (stored: {task.arguments[:200]!r})",
+            started_at,
+            retryable=False,
+        )
+
+    signals.task_started.send(sender=Task, task=task)
+    try:
+        value = function.run(args, kwargs)
+    except TASK_ERRORS as exc:
+        return _record_error(task, store, exc, traceback.format_exc(), started_at, retryable=True)
+
+    finished_at = timezone.now()
+    result = encode_result(value)
+    if result is None and value is not None:
+        logger.warning(
+            "Task %s #%s returned a %s, which is not JSON; its result is not stored.",
+            task.task_name,
+            task.id,
+            type(value).__name__,
+        )
+    recorded = store.mark_succeeded(task, result, started_at, finished_at)
+    if recorded:
+        task.status, task.result, task.finished_at = Task.SUCCEEDED, result, finished_at
+        signals.task_succeeded.send(sender=Task, task=task, result=value)
+    logger.debug("Task %s #%s succeeded.", task.task_name, task.id)
+    return Outcome(SUCCEEDED, recorded)
+
+
+def _record_error(
+    task: Task, store: TaskStore, error: BaseException, text: str, started_at, *, retryable: bool
+) -> Outcome:
+    attempts = task.attempts + 1
+    now = timezone.now()
+    if retryable and attempts < conf.max_attempts():
+        run_at = now + retry_delay(attempts)
+        recorded = store.mark_retry(task, text, attempts, run_at, started_at)
+        if recorded:
+            task.status, task.attempts, task.last_error, task.run_at = (
+                Task.QUEUED,
+                attempts,
+                text,
+                run_at,
+            )
+            signals.task_retried.send(sender=Task, task=task, error=error)
+        logger.warning(
+            "Task %s #%s failed (attempt %d), retrying at %s: %s",
+            task.task_name,
+            task.id,
+            attempts,
+            run_at.isoformat(),
+            _summary(error),
+        )
+        return Outcome(RETRIED, recorded)
+    recorded = store.mark_failed(task, text, attempts, started_at, now)
+    if recorded:
+        task.status, task.attempts, task.last_error, task.failed_at = (
+            Task.FAILED,
+            attempts,
+            text,
+            now,
+        )
+        signals.task_failed.send(sender=Task, task=task, error=error)
+    logger.error(
+        "Task %s #%s failed for good after %d attempt(s): %s",
+        task.task_name,
+        task.id,
+        attempts,
+        _summary(error),
+    )
+    return Outcome(FAILED, recorded)
+
+
+def _summary(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:500]

@@ -1,0 +1,149 @@
+"""``manage.py process_tasks``: call run_batch again and again for ``--duration`` seconds.
+
+From crontab, ``process_tasks --duration 55`` every minute gives a worker that is always
+restarted, never leaks, and needs no supervisor. SIGTERM or SIGINT: the running task finishes, the
+tasks claimed but not started are released, and the command exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from bgtask import run_batch
+
+logger = logging.getLogger("bgtask.process_tasks")
+
+# In "forever" mode each run_batch gets this budget, so settings and leases are refreshed often.
+FOREVER_SLICE_SECONDS = 300.0
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class _LogWriter:
+    """A file-like object that sends each written line to a logger (for --log-std)."""
+
+    def __init__(self, log: logging.Logger, level: int) -> None:
+        self.log, self.level, self.buffer = log, level, ""
+
+    def write(self, text: str) -> int:
+        self.buffer += text
+        while "\n" in self.buffer:
+            line, self.buffer = self.buffer.split("\n", 1)
+            if line:
+                self.log.log(self.level, line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.log.log(self.level, self.buffer)
+            self.buffer = ""
+
+
+class Command(BaseCommand):
+    help = "Run due background tasks for --duration seconds (0 or less: until stopped)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--duration",
+            type=float,
+            default=0,
+            help="Run for this many seconds (0 or less to run forever). Default 0.",
+        )
+        parser.add_argument(
+            "--sleep",
+            type=float,
+            default=5.0,
+            help="Seconds to sleep when no task was due. Default 5.",
+        )
+        parser.add_argument("--queue", default=None, help="Only run tasks of this queue.")
+        parser.add_argument("--log-file", default=None, help="Also write bgtask's log here.")
+        parser.add_argument(
+            "--log-std",
+            action="store_true",
+            help="Redirect stdout and stderr to the logging system.",
+        )
+        parser.add_argument(
+            "--log-level",
+            default=None,
+            type=str.upper,
+            choices=LOG_LEVELS,
+            help="Level for bgtask's loggers (CRITICAL ... DEBUG).",
+        )
+
+    def handle(
+        self,
+        *args,
+        duration: float,
+        sleep: float,
+        queue: str | None,
+        log_file: str | None,
+        log_std: bool,
+        log_level: str | None,
+        **options,
+    ) -> None:
+        if sleep != sleep or sleep < 0 or sleep == float("inf"):
+            raise CommandError(f"--sleep must be a finite number of seconds >= 0, got {sleep}.")
+        if duration != duration:
+            raise CommandError("--duration must be a number of seconds.")
+        self._configure_logging(log_file, log_level, log_std)
+
+        stop = threading.Event()
+        previous = {
+            sig: signal.signal(sig, lambda *_: stop.set())
+            for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            totals = self._loop(duration, sleep, queue, stop)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        logger.info("process_tasks done: %s", totals)
+
+    def _loop(
+        self, duration: float, sleep: float, queue: str | None, stop: threading.Event
+    ) -> dict[str, int]:
+        forever = duration <= 0 or duration == float("inf")
+        end = time.monotonic() + (0 if forever else duration)
+        totals = {"succeeded": 0, "failed": 0, "retried": 0}
+        while not stop.is_set():
+            budget = FOREVER_SLICE_SECONDS if forever else end - time.monotonic()
+            if budget <= 0:
+                break
+            result = run_batch(budget, queue=queue, stop=stop)
+            for key in totals:
+                totals[key] += getattr(result, key)
+            if result.ran == 0 and not result.budget_spent:
+                pause = sleep if forever else min(sleep, end - time.monotonic())
+                if pause > 0:
+                    stop.wait(pause)
+        return totals
+
+    def _configure_logging(
+        self, log_file: str | None, log_level: str | None, log_std: bool
+    ) -> None:
+        bgtask_logger = logging.getLogger("bgtask")
+        if log_level:
+            bgtask_logger.setLevel(log_level)
+        if log_file:
+            handler = logging.FileHandler(log_file)
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+            )
+            bgtask_logger.addHandler(handler)
+        if not bgtask_logger.handlers and not logging.getLogger().handlers:
+            # Nothing configured by the project: give the command a visible log on stderr.
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+            )
+            bgtask_logger.addHandler(handler)
+            if not log_level:
+                bgtask_logger.setLevel(logging.INFO)
+        if log_std:
+            sys.stdout = _LogWriter(logging.getLogger("bgtask.stdout"), logging.INFO)
+            sys.stderr = _LogWriter(logging.getLogger("bgtask.stderr"), logging.ERROR)

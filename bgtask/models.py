@@ -1,0 +1,134 @@
+"""The one table that holds all of bgtask's state.
+
+A row moves ``queued -> running -> succeeded | failed``; a retry moves it from ``running`` back
+to ``queued`` with a later ``run_at``. ``locked_by``/``locked_until`` form the lease of the worker
+running it: once ``locked_until`` has passed, the task is taken as abandoned and may be claimed
+again.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class TaskQuerySet(models.QuerySet):
+    """States as QuerySet methods, so admin, status endpoints and tests speak the same words."""
+
+    def queued(self) -> TaskQuerySet:
+        return self.filter(status=Task.QUEUED)
+
+    def due(self, now=None) -> TaskQuerySet:
+        """Queued tasks whose time has come (what ``run_batch`` claims)."""
+        return self.filter(status=Task.QUEUED, run_at__lte=now or timezone.now())
+
+    def scheduled(self, now=None) -> TaskQuerySet:
+        """Queued tasks whose ``run_at`` is still in the future."""
+        return self.filter(status=Task.QUEUED, run_at__gt=now or timezone.now())
+
+    def running(self) -> TaskQuerySet:
+        return self.filter(status=Task.RUNNING)
+
+    def abandoned(self, now=None) -> TaskQuerySet:
+        """Running tasks whose lease has expired: their worker is taken as dead."""
+        return self.filter(status=Task.RUNNING, locked_until__lt=now or timezone.now())
+
+    def succeeded(self) -> TaskQuerySet:
+        return self.filter(status=Task.SUCCEEDED)
+
+    def failed(self) -> TaskQuerySet:
+        return self.filter(status=Task.FAILED)
+
+    def finished(self) -> TaskQuerySet:
+        return self.filter(status__in=(Task.SUCCEEDED, Task.FAILED))
+
+
+class Task(models.Model):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STATUS_CHOICES = [
+        (QUEUED, "Queued"),
+        (RUNNING, "Running"),
+        (SUCCEEDED, "Succeeded"),
+        (FAILED, "Failed"),
+    ]
+
+    # Repeat intervals in seconds, as django-background-tasks spells them.
+    HOURLY = 60 * 60
+    DAILY = 24 * HOURLY
+    WEEKLY = 7 * DAILY
+    EVERY_2_WEEKS = 2 * WEEKLY
+    EVERY_4_WEEKS = 4 * WEEKLY
+
+    id = models.BigAutoField(primary_key=True)
+    task_name = models.CharField(max_length=255, db_index=True)
+    queue = models.CharField(max_length=100, default="default")
+    priority = models.IntegerField(default=0, help_text="Higher runs first.")
+    # JSON text {"args": [...], "kwargs": {...}}; text rather than JSONField so that a corrupt row
+    # can be stored, read and reported instead of breaking the ORM on load.
+    arguments = models.TextField(default='{"args": [], "kwargs": {}}')
+    run_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    failed_at = models.DateTimeField(null=True, blank=True)
+    locked_by = models.CharField(max_length=64, null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # JSON text of the return value of the last successful run (null when not JSON or None).
+    result = models.TextField(null=True, blank=True)
+    repeat = models.PositiveIntegerField(
+        default=0, help_text="Seconds between repetitions; 0: none."
+    )
+    repeat_until = models.DateTimeField(null=True, blank=True)
+    # Set while a unique task is pending; a plain unique constraint (NULLs never collide) works on
+    # every database, unlike a partial unique index, which MariaDB lacks.
+    unique_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    timeout = models.FloatField(
+        null=True, blank=True, help_text="Seconds before the run is stopped."
+    )
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        db_table = "bgtask_task"
+        indexes = [
+            # Exactly the claim query's filter and order; partial, so history never slows it down
+            # (PostgreSQL and SQLite; MariaDB gets full indexes from migration 0002).
+            models.Index(
+                fields=["-priority", "run_at", "id"],
+                condition=Q(status="queued"),
+                name="bgtask_due_idx",
+            ),
+            models.Index(
+                fields=["queue", "-priority", "run_at", "id"],
+                condition=Q(status="queued"),
+                name="bgtask_due_queue_idx",
+            ),
+            # Finds expired leases without scanning history.
+            models.Index(fields=["status", "locked_until"], name="bgtask_lease_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} #{self.pk} ({self.status})"
+
+    @property
+    def args(self) -> list[Any]:
+        return json.loads(self.arguments).get("args", [])
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return json.loads(self.arguments).get("kwargs", {})
+
+    @property
+    def return_value(self) -> Any:
+        """The decoded return value of a succeeded task (``None`` when it returned nothing)."""
+        return None if self.result is None else json.loads(self.result)

@@ -1,0 +1,210 @@
+"""Domain verbs over the task table: claim, record an outcome, release, rescue."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+from django.db import InterfaceError, OperationalError, connections, router
+from django.utils import timezone
+
+from bgtask.models import Task
+from bgtask.store.dialects import dialect_for
+
+logger = logging.getLogger("bgtask.store")
+
+ABANDONED_MESSAGE = (
+    "Abandoned: the worker {worker} held this task past its lease (until {until}) without "
+    "recording an outcome; it was probably killed. Counted as a failed attempt."
+)
+# How long a write keeps retrying while SQLite reports another writer holds the lock.
+SQLITE_LOCKED_PATIENCE = 60.0
+
+
+def _is_sqlite_locked(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+class TaskStore:
+    """All reads and writes ``run_batch`` makes, against one database alias."""
+
+    def __init__(self, using: str | None = None) -> None:
+        self.alias = using or router.db_for_write(Task)
+        self.dialect = dialect_for(self.alias)
+
+    @property
+    def connection(self):
+        return connections[self.alias]
+
+    def _run(self, operation, *, reconnect: bool = True):
+        """Run ``operation()``, riding out SQLite lock contention and one dropped connection.
+
+        "database is locked" never reaches the user: another process holding SQLite's single write
+        lock is waited out. A connection the server dropped is reopened once, unless we are inside
+        a caller's transaction, where reconnecting would silently lose their work.
+        """
+        waited_since = time.monotonic()
+        delay = 0.005
+        reconnected = False
+        while True:
+            try:
+                return operation()
+            except (OperationalError, InterfaceError) as exc:
+                conn = self.connection
+                if conn.vendor == "sqlite" and _is_sqlite_locked(exc):
+                    if time.monotonic() - waited_since > SQLITE_LOCKED_PATIENCE:
+                        raise
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.25)
+                    continue
+                if reconnected or not reconnect or conn.in_atomic_block:
+                    raise
+                logger.warning("Database connection lost (%s); reconnecting once.", exc)
+                conn.close()
+                reconnected = True
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    def rescue_abandoned(self, now: datetime | None = None) -> int:
+        """Requeue (or fail, when out of attempts) running tasks whose lease has expired."""
+        from bgtask import conf
+
+        now = now or timezone.now()
+        max_attempts = conf.max_attempts()
+
+        def rescue() -> int:
+            rescued = 0
+            for task in (
+                Task.objects.using(self.alias)
+                .abandoned(now)
+                .only("id", "attempts", "locked_by", "locked_until")
+            ):
+                attempts = task.attempts + 1
+                message = ABANDONED_MESSAGE.format(worker=task.locked_by, until=task.locked_until)
+                fields = {
+                    "attempts": attempts,
+                    "last_error": message,
+                    "locked_by": None,
+                    "locked_until": None,
+                }
+                if attempts >= max_attempts:
+                    fields.update(
+                        status=Task.FAILED, failed_at=now, finished_at=now, unique_key=None
+                    )
+                else:
+                    fields.update(status=Task.QUEUED)
+                # Guarded by the old lease: if another worker rescued it first, this is a no-op.
+                rescued += (
+                    Task.objects.using(self.alias)
+                    .filter(
+                        id=task.id,
+                        status=Task.RUNNING,
+                        locked_by=task.locked_by,
+                        locked_until=task.locked_until,
+                    )
+                    .update(**fields)
+                )
+            return rescued
+
+        count = self._run(rescue)
+        if count:
+            logger.warning("Rescued %d abandoned task(s) whose lease had expired.", count)
+        return count
+
+    def claim_due(
+        self, worker_id: str, limit: int, lease_until: datetime, queue: str | None = None
+    ) -> list[Task]:
+        """Lock up to ``limit`` due tasks for ``worker_id`` until ``lease_until``; return them in
+        the order they should run (highest priority, then oldest ``run_at``)."""
+        attempt = {"n": 0}
+
+        def claim() -> list[Task]:
+            attempt["n"] += 1
+            if attempt["n"] > 1:
+                # A claim may have committed before the connection dropped; hand back anything
+                # locked to us (we run nothing while claiming) instead of stranding it.
+                self.release_all(worker_id)
+            return self.dialect.claim(worker_id, limit, timezone.now(), lease_until, queue)
+
+        return self._run(claim)
+
+    def release(self, task_ids: list[int], worker_id: str) -> int:
+        """Put claimed but unstarted tasks back, claimable at once by anyone."""
+        if not task_ids:
+            return 0
+        return self._run(
+            lambda: (
+                Task.objects.using(self.alias)
+                .filter(id__in=task_ids, status=Task.RUNNING, locked_by=worker_id)
+                .update(status=Task.QUEUED, locked_by=None, locked_until=None, started_at=None)
+            )
+        )
+
+    def release_all(self, worker_id: str) -> int:
+        return (
+            Task.objects.using(self.alias)
+            .filter(status=Task.RUNNING, locked_by=worker_id)
+            .update(status=Task.QUEUED, locked_by=None, locked_until=None, started_at=None)
+        )
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def _finish(self, task: Task, **fields) -> bool:
+        """Write an outcome if ``task`` is still ours; False when the lease was lost meanwhile."""
+        fields.setdefault("locked_by", None)
+        fields.setdefault("locked_until", None)
+        updated = self._run(
+            lambda: (
+                Task.objects.using(self.alias)
+                .filter(id=task.id, status=Task.RUNNING, locked_by=task.locked_by)
+                .update(**fields)
+            )
+        )
+        if not updated:
+            logger.warning(
+                "Task %s #%s: lease lost before its outcome was written (it ran past its lease "
+                "and was taken over, or was deleted); this outcome is discarded.",
+                task.task_name,
+                task.id,
+            )
+        return bool(updated)
+
+    def mark_succeeded(
+        self, task: Task, result: str | None, started_at: datetime, finished_at: datetime
+    ) -> bool:
+        return self._finish(
+            task,
+            status=Task.SUCCEEDED,
+            result=result,
+            started_at=started_at,
+            finished_at=finished_at,
+            unique_key=None,
+        )
+
+    def mark_retry(
+        self, task: Task, error: str, attempts: int, run_at: datetime, started_at: datetime
+    ) -> bool:
+        return self._finish(
+            task,
+            status=Task.QUEUED,
+            last_error=error,
+            attempts=attempts,
+            run_at=run_at,
+            started_at=started_at,
+        )
+
+    def mark_failed(
+        self, task: Task, error: str, attempts: int, started_at: datetime, finished_at: datetime
+    ) -> bool:
+        return self._finish(
+            task,
+            status=Task.FAILED,
+            last_error=error,
+            attempts=attempts,
+            started_at=started_at,
+            finished_at=finished_at,
+            failed_at=finished_at,
+            unique_key=None,
+        )

@@ -1,0 +1,93 @@
+"""Shared fixtures: worker processes against the test database, and waiting for conditions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--full-count",
+        action="store_true",
+        default=False,
+        help="Run the long fault loops at their full size (CI runs a reduced count).",
+    )
+
+
+@pytest.fixture
+def full_count(request) -> bool:
+    return request.config.getoption("--full-count")
+
+
+def wait_for(
+    condition: Callable[[], object],
+    timeout: float = 30.0,
+    interval: float = 0.02,
+    message: str = "condition",
+) -> object:
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"Timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process that must use this test run's database."""
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["BGTASK_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
+    env.update(extra)
+    return env
+
+
+def start_batch_process(
+    duration: float, *, queue: str | None = None, **env: str
+) -> subprocess.Popen:
+    """Start ``tests/run_batch_process.py``: one run_batch call in a fresh process; it prints
+    the BatchResult as JSON on its last line."""
+    command = [sys.executable, str(REPO_ROOT / "tests" / "run_batch_process.py"), str(duration)]
+    if queue:
+        command += ["--queue", queue]
+    return subprocess.Popen(
+        command,
+        env=worker_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+
+
+def batch_result(process: subprocess.Popen, timeout: float = 120) -> dict:
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, f"worker exited {process.returncode}: {err[-3000:]}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def start_process_tasks(*args: str, **env: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "django", "process_tasks", *args]
+    return subprocess.Popen(
+        command,
+        env=worker_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    )

@@ -1,0 +1,60 @@
+"""Sample tasks for the tests; autodiscovered because this app is installed."""
+
+import os
+import time
+from pathlib import Path
+
+from bgtask import background
+from tests.sampleapp.models import Execution
+
+
+@background(name="sample.noop")
+def noop():
+    return None
+
+
+@background(name="sample.record")
+def record(key):
+    Execution.objects.create(key=key, pid=os.getpid())
+    return key
+
+
+@background(name="sample.add")
+def add(a, b):
+    return a + b
+
+
+@background(name="sample.always_fail")
+def always_fail(message="boom"):
+    raise RuntimeError(message)
+
+
+@background(name="sample.fail_once")
+def fail_once(key):
+    """Fails on its first run, succeeds on the second."""
+    first = not Execution.objects.filter(key=key).exists()
+    Execution.objects.create(key=key, pid=os.getpid())
+    if first:
+        raise RuntimeError(f"first run of {key} fails")
+
+
+@background(name="sample.slow_record")
+def slow_record(key, seconds):
+    Execution.objects.create(key=key, pid=os.getpid())
+    time.sleep(seconds)
+
+
+@background(name="sample.block_until_file")
+def block_until_file(key, started_path, release_path, timeout=60):
+    """Record a start, announce it in started_path, then wait until release_path exists."""
+    Execution.objects.create(key=key, pid=os.getpid())
+    Path(started_path).write_text(str(os.getpid()))
+    deadline = time.monotonic() + timeout
+    while not Path(release_path).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return "released"
+
+
+@background(name="sample.default_schedule", schedule=60)
+def scheduled_later(key):
+    Execution.objects.create(key=key, pid=os.getpid())

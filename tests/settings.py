@@ -1,0 +1,75 @@
+"""Settings for the test suite; the database comes from DATABASE_URL (default: a SQLite file).
+
+DATABASE_URL=postgres://postgres@127.0.0.1:5432/test pytest
+DATABASE_URL=mysql://root@127.0.0.1:3306/test pytest
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SQLITE_PATH = Path(os.environ.get("BGTASK_TEST_SQLITE_DIR", "/tmp")) / "bgtask-tests.sqlite3"
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{SQLITE_PATH}"), conn_max_age=0
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory: worker processes started by the tests must see the same database.
+    DATABASES["default"]["TEST"] = {"NAME": str(SQLITE_PATH.with_name("bgtask-tests-test.sqlite3"))}
+elif DATABASES["default"]["ENGINE"].endswith("mysql"):
+    DATABASES["default"].setdefault("OPTIONS", {})["charset"] = "utf8mb4"
+    DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "bgtask",
+    "tests.sampleapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "tests.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"bgtask": {"handlers": ["console"], "level": "WARNING"}},
+}
+
+# Worker processes started by the tests connect to the test database, not the base one.
+if os.environ.get("BGTASK_TEST_DB_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["BGTASK_TEST_DB_NAME"]
+if os.environ.get("BGTASK_TEST_MAX_RUN_TIME"):
+    MAX_RUN_TIME = float(os.environ["BGTASK_TEST_MAX_RUN_TIME"])
