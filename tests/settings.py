@@ -4,13 +4,19 @@ DATABASE_URL=postgres://postgres@127.0.0.1:5432/test pytest
 DATABASE_URL=mysql://root@127.0.0.1:3306/test pytest
 """
 
+import hashlib
 import os
 from pathlib import Path
 
 import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-SQLITE_PATH = Path(os.environ.get("BGTASK_TEST_SQLITE_DIR", "/tmp")) / "bgtask-tests.sqlite3"
+# Test databases are named after the checkout, so two clones (or worktrees) testing at once on one
+# machine never create, flush or drop each other's databases.
+CHECKOUT_ID = hashlib.sha1(str(BASE_DIR).encode()).hexdigest()[:8]
+SQLITE_PATH = (
+    Path(os.environ.get("BGTASK_TEST_SQLITE_DIR", "/tmp")) / f"bgtask-{CHECKOUT_ID}.sqlite3"
+)
 
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
@@ -25,10 +31,12 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory: worker processes started by the tests must see the same database.
-    DATABASES["default"]["TEST"] = {"NAME": str(SQLITE_PATH.with_name("bgtask-tests-test.sqlite3"))}
-elif DATABASES["default"]["ENGINE"].endswith("mysql"):
+    DATABASES["default"]["TEST"] = {"NAME": str(SQLITE_PATH.with_suffix(".test.sqlite3"))}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_bgtask_{CHECKOUT_ID}"}
+if DATABASES["default"]["ENGINE"].endswith("mysql"):
     DATABASES["default"].setdefault("OPTIONS", {})["charset"] = "utf8mb4"
-    DATABASES["default"]["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+    DATABASES["default"]["TEST"].update(CHARSET="utf8mb4", COLLATION="utf8mb4_unicode_ci")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
