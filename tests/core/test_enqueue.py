@@ -1,4 +1,4 @@
-"""@background: calling enqueues a row and returns it; validation refuses bad input before writing."""
+"""@background: calling enqueues a row and returns it; bad input is refused before any write."""
 
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -196,7 +196,7 @@ def test_explicit_enqueue_for_functions_whose_parameters_shadow_options():
 
 
 def test_two_functions_cannot_share_a_task_name():
-    with pytest.raises(TaskNameConflict, match="sample.noop"):
+    with pytest.raises(TaskNameConflict, match=r"sample\.noop"):
 
         @background(name="sample.noop")
         def impostor():
