@@ -10,7 +10,7 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 MARIADB_URL ?= mysql://root@127.0.0.1:3306/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint test-sqlite test-postgres test-mariadb install clean
+.PHONY: demo test lint test-sqlite test-postgres test-mariadb test-django52 install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint $(addprefix test-,$(DBS))
+test: lint $(addprefix test-,$(DBS)) test-django52
 
 test-sqlite: $(BIN)/.installed
 	@echo "=== test suite on SQLite ==="
@@ -41,5 +41,18 @@ test-mariadb: $(BIN)/.installed
 	@echo "=== test suite on MariaDB ==="
 	DATABASE_URL=$(MARIADB_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The oldest supported Django (5.2 LTS): the suite on SQLite and a migrations check.
+DJ52_VENV ?= .venv-dj52
+$(DJ52_VENV)/bin/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DJ52_VENV)
+	$(DJ52_VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip
+	$(DJ52_VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]' 'Django>=5.2,<5.3'
+	touch $@
+
+test-django52: $(DJ52_VENV)/bin/.installed
+	@echo "=== test suite on SQLite with Django 5.2 LTS ==="
+	DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH=. $(DJ52_VENV)/bin/python -m django makemigrations --check --dry-run
+	$(DJ52_VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache demo.sqlite3*
+	rm -rf $(VENV) $(DJ52_VENV) *.egg-info .pytest_cache demo.sqlite3*
