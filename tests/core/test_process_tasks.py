@@ -139,3 +139,24 @@ def test_seed_defaults():
     options = parser.parse_args([])
     assert options.duration == 0 and options.sleep == 5
     assert options.log_file is None and options.log_std is False and options.queue is None
+
+
+def test_runs_from_a_thread_without_signal_handlers():
+    import threading
+
+    from django.core.management import call_command as run
+
+    tasks.record("threaded")
+    errors = []
+
+    def target():
+        try:
+            run("process_tasks", duration=0.5, sleep=0.1)
+        except Exception as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(timeout=30)
+    assert not errors
+    assert Execution.objects.filter(key="threaded").exists()

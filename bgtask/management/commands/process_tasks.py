@@ -93,10 +93,14 @@ class Command(BaseCommand):
         self._configure_logging(log_file, log_level, log_std)
 
         stop = threading.Event()
-        previous = {
-            sig: signal.signal(sig, lambda *_: stop.set())
-            for sig in (signal.SIGTERM, signal.SIGINT)
-        }
+        previous = {}
+        # Signal handlers can only be installed from the main thread; called from another thread
+        # (call_command in a thread), the command runs without them.
+        if threading.current_thread() is threading.main_thread():
+            previous = {
+                sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGTERM, signal.SIGINT)
+            }
         try:
             totals = self._loop(duration, sleep, queue, stop)
         finally:
