@@ -1,0 +1,56 @@
+"""Tasks for the features tests; autodiscovered (``tests.features`` is an installed app), so
+worker processes know them too."""
+
+import os
+import time
+
+from bgtask import background
+from bgtask.periodic import periodic
+from tests.sampleapp.models import Execution
+
+
+@background(name="features.record")
+def record(key):
+    Execution.objects.create(key=key, pid=os.getpid())
+    return key
+
+
+@background(name="features.fail")
+def fail(key):
+    Execution.objects.create(key=key, pid=os.getpid())
+    raise RuntimeError(f"{key} fails")
+
+
+@background(name="features.spin")
+def spin(key, seconds):
+    """A runaway: a pure-Python loop that only a timeout stops early."""
+    Execution.objects.create(key=key, pid=os.getpid())
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return "finished"
+
+
+@background(name="features.sleep_swallowing")
+def sleep_swallowing(key, seconds):
+    """A runaway that swallows every ``Exception``: a timeout must still stop it."""
+    Execution.objects.create(key=key, pid=os.getpid())
+    try:
+        time.sleep(seconds)
+    except Exception:
+        pass
+    return "finished"
+
+
+@background(name="features.with_default_timeout", timeout=7.5, unique="refuse")
+def with_defaults(key):
+    return key
+
+
+# Registered only in worker processes started by the periodic tests: a periodic task is seen by
+# every run_batch, and the rest of the suite must not get its occurrences.
+if os.environ.get("BGTASK_TEST_PERIODIC"):
+
+    @periodic("* * * * *", name="features.every_minute")
+    def every_minute():
+        Execution.objects.create(key="every_minute", pid=os.getpid())
