@@ -16,7 +16,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_many_calls_are_one_insert_and_each_is_signalled(received):
     with CaptureQueriesContext(connection) as queries:
         rows = tasks.record.bulk([(f"k{i}",) for i in range(50)], priority=3)
-    inserts = [q for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("INSERT")]
+    inserts = [
+        q for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("INSERT")
+    ]
     assert len(inserts) == 1
     assert len(rows) == 50 and all(row.pk for row in rows)
     assert sorted(Task.objects.values_list("priority", flat=True).distinct()) == [3]

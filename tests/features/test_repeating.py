@@ -26,7 +26,11 @@ def test_a_success_enqueues_the_next_repetition_one_step_after_this_one_was_due(
     [following] = Task.objects.queued()
     assert following.pk != first.pk
     assert following.run_at == first.run_at + timedelta(hours=1)
-    assert (following.args, following.repeat, following.task_name) == (["r"], 3600, "features.record")
+    assert (following.args, following.repeat, following.task_name) == (
+        ["r"],
+        3600,
+        "features.record",
+    )
     assert Task.objects.get(pk=first.pk).status == Task.SUCCEEDED
 
 

@@ -3,6 +3,7 @@
 import threading
 
 import pytest
+
 from bgtask import run_batch
 from bgtask.exceptions import DuplicateTask
 from bgtask.models import Task
