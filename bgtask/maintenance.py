@@ -11,14 +11,20 @@ logger = logging.getLogger("bgtask.maintenance")
 
 
 def before_batch() -> int:
-    """Enqueue due periodic occurrences (so this batch runs them); return how many."""
-    from bgtask import periodic
+    """Enqueue due periodic occurrences and the repetitions of repeating tasks that failed by
+    losing their lease (so this batch runs them); return how many rows were enqueued."""
+    from bgtask import periodic, repeating
 
+    enqueued = 0
     try:
-        return periodic.enqueue_due()
+        enqueued += repeating.continue_abandoned_chains()
+    except DatabaseError:
+        logger.exception("Continuing abandoned repeating tasks failed; the next batch retries.")
+    try:
+        enqueued += periodic.enqueue_due()
     except DatabaseError:
         logger.exception("Enqueueing periodic tasks failed; the next batch will try again.")
-        return 0
+    return enqueued
 
 
 def after_batch() -> int:

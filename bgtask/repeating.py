@@ -111,3 +111,37 @@ def enqueue_next(task: Task, using: str, now: datetime | None = None) -> Task | 
     task_enqueued.send(sender=Task, task=repetition)
     logger.debug("Task %s #%s repeats as #%s at %s", task.task_name, task.id, repetition.id, due)
     return repetition
+
+
+# Rows failed by ``TaskStore.rescue_abandoned`` (the lease of their last attempt expired) start so.
+_ABANDONED_PREFIX = "Abandoned:"
+# How far back the sweep looks: rescue runs at the start of every batch, so a day is ample.
+ABANDONED_SWEEP_WINDOW = timedelta(days=1)
+
+
+def continue_abandoned_chains(now: datetime | None = None, using: str | None = None) -> int:
+    """Enqueue the next repetition of repeating tasks that failed by losing their lease.
+
+    Those rows are failed by the rescue of abandoned tasks, which never reaches
+    ``enqueue_next``. Exactly once: the failed row's ``repeat`` is moved to its successor by a
+    conditional UPDATE in the transaction that inserts the successor.
+    """
+    from django.db import router
+
+    now = now or timezone.now()
+    using = using or router.db_for_write(Task)
+    rows = Task.objects.using(using)
+    candidates = rows.filter(
+        status=Task.FAILED,
+        finished_at__gte=now - ABANDONED_SWEEP_WINDOW,
+        repeat__gt=0,
+        last_error__startswith=_ABANDONED_PREFIX,
+    )
+    continued = 0
+    for task in candidates:
+        with transaction.atomic(using=using):
+            if not rows.filter(pk=task.pk, status=Task.FAILED, repeat=task.repeat).update(repeat=0):
+                continue  # another batch continued it
+            if enqueue_next(task, using, now) is not None:
+                continued += 1
+    return continued

@@ -6,6 +6,7 @@ import time
 
 from bgtask import background
 from bgtask.periodic import periodic
+from tests.features import django_tasks  # noqa: F401  (workers learn the django.tasks too)
 from tests.sampleapp.models import Execution
 
 

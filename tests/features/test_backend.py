@@ -11,6 +11,7 @@ from django.utils import timezone
 from bgtask import run_batch
 from bgtask.backends import STATUSES, DatabaseBackend, exception_class_path
 from bgtask.models import Task
+from tests.conftest import batch_result, start_batch_process
 from tests.features import django_tasks
 from tests.sampleapp.models import Execution
 
@@ -183,3 +184,14 @@ def test_exception_class_path_parses_tracebacks():
         "bgtask.timeouts.TaskTimedOut"
     )
     assert exception_class_path("KeyError") == "builtins.KeyError"
+
+
+def test_a_worker_process_runs_django_tasks_it_learned_by_autodiscovery():
+    # The worker imports tests/features/tasks.py (an installed app's tasks module), which
+    # imports the django.tasks module: that is how it knows these names.
+    added = django_tasks.add.enqueue(20, 22)
+    context = django_tasks.with_context.enqueue("p")
+    assert batch_result(start_batch_process(30))["succeeded"] == 2
+    assert django_tasks.add.get_result(added.id).return_value == 42
+    value = django_tasks.with_context.get_result(context.id).return_value
+    assert value["id"] == context.id and value["attempt"] == 1

@@ -84,3 +84,24 @@ def test_timedelta_and_naive_repeat_until_are_accepted():
     task = tasks.record("x", repeat=timedelta(days=1), repeat_until=until)
     assert task.repeat == 86400
     assert timezone.is_aware(Task.objects.get().repeat_until)
+
+
+@override_settings(MAX_ATTEMPTS=1)
+def test_a_repetition_failed_by_losing_its_lease_continues_the_chain_once():
+    # A worker died running the last attempt: the rescue fails the row, the chain goes on.
+    past = timezone.now() - timedelta(minutes=10)
+    dead = Task.objects.create(
+        task_name="features.record",
+        arguments='{"args":["dead"],"kwargs":{}}',
+        status=Task.RUNNING,
+        locked_by="dead-worker",
+        locked_until=past,
+        run_at=past,
+        repeat=3600,
+    )
+    run_batch(5)
+    assert Task.objects.get(pk=dead.pk).status == Task.FAILED
+    [following] = Task.objects.queued()
+    assert following.run_at == past + timedelta(hours=1)
+    run_batch(5)
+    assert Task.objects.count() == 2

@@ -57,3 +57,13 @@ def test_timeout_is_validated_and_a_decorator_default_is_stored():
     assert Task.objects.count() == 0
     assert tasks.with_defaults("k").timeout == 7.5
     assert tasks.record("y", timeout=2).timeout == 2.0
+
+
+def test_a_worker_process_stops_a_runaway_and_carries_on():
+    from tests.conftest import batch_result, start_batch_process
+
+    tasks.sleep_swallowing("proc", 300, timeout=0.5)
+    tasks.record("next")
+    result = batch_result(start_batch_process(60))
+    assert (result["failed"], result["succeeded"]) == (1, 1)
+    assert Task.objects.failed().get().last_error.startswith("bgtask.timeouts.TaskTimedOut")
