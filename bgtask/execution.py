@@ -6,7 +6,6 @@ import logging
 import traceback
 from dataclasses import dataclass
 
-from django.db import transaction
 from django.utils import timezone
 
 from bgtask import conf, registry, repeating, signals, timeouts
@@ -75,7 +74,7 @@ def execute(task: Task, store: TaskStore) -> Outcome:
             task.id,
             type(value).__name__,
         )
-    with transaction.atomic(using=store.alias):
+    with repeating.outcome_transaction(task, store.alias):
         recorded = store.mark_succeeded(task, result, started_at, finished_at)
         if recorded:
             repeating.enqueue_next(task, store.alias)
@@ -111,7 +110,7 @@ def _record_error(
             _summary(error),
         )
         return Outcome(RETRIED, recorded)
-    with transaction.atomic(using=store.alias):
+    with repeating.outcome_transaction(task, store.alias):
         recorded = store.mark_failed(task, text, attempts, started_at, now)
         if recorded:
             repeating.enqueue_next(task, store.alias)  # a failed repetition does not end a chain

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -87,12 +88,21 @@ def next_run_at(task: Task, now: datetime) -> datetime | None:
     return due
 
 
+def outcome_transaction(task: Task, using: str) -> AbstractContextManager:
+    """The transaction around a final outcome: one for a repeating task (outcome and next
+    repetition commit together), none otherwise, so that the store's reconnect-once on a
+    dropped connection keeps working for every other task."""
+    return transaction.atomic(using=using) if task.repeat else nullcontext()
+
+
 def enqueue_next(task: Task, using: str, now: datetime | None = None) -> Task | None:
     """Write the next repetition of ``task`` (which has just finished for good); return it.
 
     Call inside the transaction that records the outcome. A repetition keeps the unique key of
     the chain; if another pending task holds that key by now, it is written without one.
     """
+    if not task.repeat:
+        return None
     due = next_run_at(task, now or timezone.now())
     if due is None:
         return None
