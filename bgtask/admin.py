@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from bgtask.cancellation import cancel_queued
-from bgtask.models import Task
+from bgtask.models import PeriodicOccurrence, Task
 
 ERROR_SUMMARY_LENGTH = 80
 
@@ -110,3 +110,19 @@ class TaskAdmin(admin.ModelAdmin):
     def action_cancel(self, request, queryset):
         count = cancel_queued(queryset, reason=f"cancelled in the admin by {request.user}")
         self.message_user(request, f"{count} queued task(s) cancelled.", messages.SUCCESS)
+
+
+@admin.register(PeriodicOccurrence)
+class PeriodicOccurrenceAdmin(admin.ModelAdmin):
+    """Read-only: the last occurrence each ``@periodic`` task had enqueued. Deleting a row makes
+    the next batch treat the task as first seen (it resumes at its next occurrence)."""
+
+    list_display = ("name", "last_enqueued_at", "updated_at")
+    search_fields = ("name",)
+    readonly_fields = ("name", "last_enqueued_at", "updated_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -103,3 +103,12 @@ def test_error_summary():
     assert error_summary("Cancelled: x\nmore") == "Cancelled: x"
     assert error_summary("") == ""
     assert len(error_summary("E: " + "x" * 500)) == 80
+
+
+def test_periodic_occurrences_are_listed_read_only(admin_client):
+    from bgtask.models import PeriodicOccurrence
+
+    PeriodicOccurrence.objects.create(name="app.nightly", last_enqueued_at="2026-01-01T03:00:00Z")
+    html = admin_client.get(reverse("admin:bgtask_periodicoccurrence_changelist")).content
+    assert b"app.nightly" in html
+    assert admin_client.get(reverse("admin:bgtask_periodicoccurrence_add")).status_code == 403

@@ -46,9 +46,11 @@ def test_priority_and_queue_name_are_stored_and_honoured():
     run_batch(10, queue="django-other")
     assert Task.objects.get(pk=int(low.id)).status == Task.QUEUED  # other queue: untouched
     assert list(Execution.objects.values_list("key", flat=True)) == ["high"]
-    bumped = django_tasks.add.using(priority=90).enqueue(0, 0)
-    claimed = Task.objects.due().order_by("-priority", "run_at", "id").first()
-    assert claimed.pk == int(bumped.id)
+    Execution.objects.all().delete()
+    django_tasks.record.using(priority=-10, queue_name="default").enqueue("low")
+    django_tasks.record.using(priority=10, queue_name="default").enqueue("high")
+    run_batch(10, queue="default")
+    assert list(Execution.objects.order_by("id").values_list("key", flat=True)) == ["high", "low"]
 
 
 def test_run_after_defers_the_task():

@@ -73,6 +73,15 @@ def test_retention_setting_is_read_and_checked():
             conf.retention()
 
 
+def test_bad_pruning_settings_fail_the_system_checks():
+    from bgtask.checks import check_settings
+
+    with override_settings(BGTASK_RETENTION="a week", BGTASK_PRUNE_CHUNK_SIZE=0):
+        messages = [error.msg for error in check_settings()]
+    assert any("BGTASK_RETENTION" in m for m in messages)
+    assert any("BGTASK_PRUNE_CHUNK_SIZE" in m for m in messages)
+
+
 def test_the_command_dry_run_counts_and_the_real_run_deletes():
     make_history()
     out = StringIO()
