@@ -105,7 +105,7 @@ def run_batch(
     claim_limit = conf.claim_limit()
     store = TaskStore()
     result = BatchResult(worker_id=new_worker_id())
-    result.rescued = store.rescue_abandoned()
+    result.rescued = store.rescue_abandoned(on_rescued=maintenance.signal_rescued)
     maintenance.before_batch()
 
     limit = 1

@@ -18,3 +18,7 @@ class DuplicateTask(Exception):
     def __init__(self, message: str, existing_id: int | None = None) -> None:
         super().__init__(message)
         self.existing_id = existing_id
+
+
+class TaskAbandoned(Exception):
+    """The ``error`` sent with the signals of a task whose worker held it past its lease."""

@@ -1,5 +1,6 @@
-"""The housekeeping ``run_batch`` does around draining: enqueue due periodic occurrences before,
-prune one chunk of history after. Neither may take the batch down: errors are logged."""
+"""The housekeeping ``run_batch`` does around draining: signal the tasks rescued from dead
+workers and enqueue due periodic occurrences before, prune one chunk of history after. None of it
+may take the batch down: errors are logged."""
 
 from __future__ import annotations
 
@@ -32,3 +33,18 @@ def after_batch() -> int:
     from bgtask.pruning import prune_quietly
 
     return prune_quietly(max_chunks=1)
+
+
+def signal_rescued(task_id: int) -> None:
+    """Send ``task_retried`` or ``task_failed`` for a task requeued or failed because its worker
+    held it past its lease; ``error`` is a ``TaskAbandoned`` carrying the recorded message."""
+    from bgtask.exceptions import TaskAbandoned
+    from bgtask.models import Task
+    from bgtask.signals import task_failed, task_retried
+
+    task = Task.objects.filter(pk=task_id).first()
+    if task is None:
+        return
+    error = TaskAbandoned(task.last_error)
+    signal = task_failed if task.status == Task.FAILED else task_retried
+    signal.send(sender=Task, task=task, error=error)

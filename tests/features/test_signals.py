@@ -53,3 +53,34 @@ def test_bulk_repetitions_and_periodic_rows_send_enqueued(received):
     tasks.record("r", repeat=60)
     run_batch(10)
     assert names(received).count("task_enqueued") == 4  # 2 bulk + 1 call + 1 repetition
+
+
+@override_settings(MAX_ATTEMPTS=2)
+def test_tasks_rescued_from_a_dead_worker_send_retried_then_failed(received):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from bgtask.exceptions import TaskAbandoned
+
+    past = timezone.now() - timedelta(minutes=5)
+    requeued = Task.objects.create(
+        task_name="sample.noop",
+        status=Task.RUNNING,
+        locked_by="dead",
+        locked_until=past,
+        run_at=timezone.now() + timedelta(hours=1),
+    )
+    failed = Task.objects.create(
+        task_name="sample.noop",
+        status=Task.RUNNING,
+        locked_by="dead",
+        locked_until=past,
+        attempts=1,
+    )
+    assert run_batch(5).rescued == 2
+    errors = {kwargs["task"].pk: (name, kwargs["error"]) for name, kwargs in received}
+    assert errors[requeued.pk][0] == "task_retried"
+    assert errors[failed.pk][0] == "task_failed"
+    assert isinstance(errors[failed.pk][1], TaskAbandoned)
+    assert "Abandoned" in str(errors[failed.pk][1])
