@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, overload
@@ -53,6 +54,14 @@ def check_priority(priority: Any) -> int:
     return priority
 
 
+def _parameter_names(func: Callable[..., Any]) -> set[str]:
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    return {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
 class TaskFunction:
     """A registered task. Calling it enqueues; ``.now()`` runs it in place."""
 
@@ -79,6 +88,13 @@ class TaskFunction:
         self.queue = check_queue(queue) if queue is not None else None
         self.priority = check_priority(priority)
         self.defaults = check_feature_defaults(defaults)
+        # A function with its own parameter named like a feature option (``fetch(url,
+        # timeout=10)``) keeps receiving it; such a task sets that option with ``.enqueue()``.
+        self.call_options = tuple(
+            key
+            for key in ENQUEUE_OPTIONS
+            if key not in FEATURE_OPTIONS or key not in _parameter_names(func)
+        )
         functools.update_wrapper(self, func)
         registry.register(self)
 
@@ -87,7 +103,7 @@ class TaskFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Task:
         """Store a Task that will call this function with these arguments, and return it."""
-        options = {key: kwargs.pop(key) for key in ENQUEUE_OPTIONS if key in kwargs}
+        options = {key: kwargs.pop(key) for key in self.call_options if key in kwargs}
         return self.enqueue(args, kwargs, **options)
 
     def enqueue(
@@ -123,7 +139,7 @@ class TaskFunction:
         """
         from bgtask.bulk import Call
 
-        options = {key: kwargs.pop(key) for key in ENQUEUE_OPTIONS if key in kwargs}
+        options = {key: kwargs.pop(key) for key in self.call_options if key in kwargs}
         return Call(self, args, kwargs, options)
 
     def bulk(self, calls: Iterable[Call | tuple[Any, ...] | list[Any]], **options: Any) -> list:

@@ -67,3 +67,19 @@ def test_a_worker_process_stops_a_runaway_and_carries_on():
     result = batch_result(start_batch_process(60))
     assert (result["failed"], result["succeeded"]) == (1, 1)
     assert Task.objects.failed().get().last_error.startswith("bgtask.timeouts.TaskTimedOut")
+
+
+def test_a_function_with_its_own_timeout_parameter_keeps_receiving_it():
+    from bgtask import background, registry
+
+    @background(name="features.fetch")
+    def fetch(url, timeout=10):
+        return timeout
+
+    try:
+        task = fetch("https://example.invalid", timeout=3)
+        assert (task.kwargs, task.timeout) == ({"timeout": 3}, None)
+        limited = fetch.enqueue(["u"], {"timeout": 3}, timeout=1.5)
+        assert (limited.kwargs, limited.timeout) == ({"timeout": 3}, 1.5)
+    finally:
+        registry.unregister("features.fetch")
