@@ -33,7 +33,14 @@ import dataclasses
 import re
 from typing import Any
 
-from django.tasks import TaskContext, TaskResult, TaskResultStatus
+try:
+    from django.tasks import TaskContext, TaskResult, TaskResultStatus
+except ImportError as exc:  # Django < 6.0
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "bgtask.backends.DatabaseBackend needs Django's Tasks framework (Django >= 6.0)."
+    ) from exc
 from django.tasks import signals as django_signals
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.base import Task as DjangoTask

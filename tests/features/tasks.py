@@ -4,10 +4,14 @@ worker processes know them too."""
 import os
 import time
 
+import django
+
 from bgtask import background
 from bgtask.periodic import periodic
-from tests.features import django_tasks  # noqa: F401  (workers learn the django.tasks too)
 from tests.sampleapp.models import Execution
+
+if django.VERSION >= (6, 0):
+    from tests.features import django_tasks  # noqa: F401  (workers learn the django.tasks too)
 
 
 @background(name="features.record")

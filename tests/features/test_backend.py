@@ -3,6 +3,9 @@
 from datetime import timedelta
 
 import pytest
+
+pytest.importorskip("django.tasks", reason="Django's Tasks framework needs Django >= 6.0")
+
 from django.tasks import TaskResultStatus, task_backends
 from django.tasks import signals as django_signals
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
