@@ -17,6 +17,7 @@ arbiter, so two processes enqueueing the same call at the same instant can never
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, router, transaction
@@ -41,8 +42,10 @@ def check_unique(unique: Any) -> str | None:
 
 
 def unique_key_for(task_name: str, arguments: str) -> str:
-    """The key a pending call holds: a digest of its task name and encoded arguments."""
-    digest = hashlib.sha256(f"{task_name}\0{arguments}".encode()).hexdigest()
+    """The key a pending call holds: a digest of its task name and arguments, with keyword
+    arguments in sorted order (``f(a=1, b=2)`` and ``f(b=2, a=1)`` are the same call)."""
+    canonical = json.dumps(json.loads(arguments), sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(f"{task_name}\0{canonical}".encode()).hexdigest()
     return f"sha256:{digest}"
 
 

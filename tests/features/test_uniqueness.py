@@ -28,6 +28,14 @@ def test_replace_swaps_a_queued_duplicate_for_the_new_call():
     assert second.pk != first.pk
 
 
+def test_keyword_order_does_not_matter():
+    from tests.sampleapp import tasks as sample
+
+    sample.add(a=1, b=2, unique=True)
+    with pytest.raises(DuplicateTask):
+        sample.add(b=2, a=1, unique=True)
+
+
 def test_other_arguments_and_plain_calls_are_not_duplicates():
     tasks.record("a", unique=True)
     tasks.record("b", unique=True)
