@@ -89,7 +89,7 @@ def run_batch(
     >>> result.succeeded, result.failed, result.retried
     (12, 0, 1)
     """
-    from bgtask import conf
+    from bgtask import conf, maintenance
     from bgtask.decorators import check_queue
     from bgtask.execution import FAILED, RETRIED, SUCCEEDED, execute
     from bgtask.store import TaskStore
@@ -105,7 +105,8 @@ def run_batch(
     claim_limit = conf.claim_limit()
     store = TaskStore()
     result = BatchResult(worker_id=new_worker_id())
-    result.rescued = store.rescue_abandoned()
+    result.rescued = store.rescue_abandoned(on_rescued=maintenance.signal_rescued)
+    maintenance.before_batch()
 
     limit = 1
     while not (stop and stop.is_set()):
@@ -151,6 +152,7 @@ def run_batch(
         elif batch_seconds > SLOW_BATCH_SECONDS:
             limit = max(1, limit // 2)
 
+    maintenance.after_batch()
     result.elapsed = time.monotonic() - started
     # An empty poll is routine in a polling loop; only batches that did something are news.
     level = logging.INFO if (result.ran or result.released or result.rescued) else logging.DEBUG

@@ -19,7 +19,9 @@ def check_settings(app_configs=None, **kwargs):
                 id="bgtask.E001",
             )
         )
-    for reader in (conf.max_attempts, conf.max_run_time, conf.claim_limit, conf.max_args_bytes):
+    readers = (conf.max_attempts, conf.max_run_time, conf.claim_limit, conf.max_args_bytes)
+    readers += (conf.retention, conf.prune_chunk_size)  # features
+    for reader in readers:
         try:
             reader()
         except ImproperlyConfigured as exc:

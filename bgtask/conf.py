@@ -8,6 +8,7 @@ Values are read on each access (not cached at import), so ``override_settings`` 
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -21,6 +22,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "BGTASK_MAX_ARGS_BYTES": (65536, "Largest encoded arguments a task may carry, in bytes."),
     "BGTASK_DEFAULT_QUEUE": ("default", "Queue for tasks that do not name one."),
     "BGTASK_SQLITE_WAL": (True, "Switch SQLite databases to WAL mode on connect."),
+    # Features
+    "BGTASK_RETENTION": (
+        7 * 24 * 3600,
+        "Seconds (or a timedelta) finished tasks are kept before pruning; None keeps them forever.",
+    ),
+    "BGTASK_PRUNE_CHUNK_SIZE": (500, "Most finished tasks one pruning DELETE removes."),
 }
 
 
@@ -61,3 +68,25 @@ def default_queue() -> str:
 
 def sqlite_wal() -> bool:
     return bool(get("BGTASK_SQLITE_WAL"))
+
+
+def retention() -> timedelta | None:
+    """How long succeeded and failed tasks are kept; ``None`` when pruning is switched off."""
+    value = get("BGTASK_RETENTION")
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise ImproperlyConfigured(
+            f"BGTASK_RETENTION must be seconds, a timedelta or None, got {value!r}."
+        )
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ImproperlyConfigured(f"BGTASK_RETENTION must be 0 or more seconds, got {value!r}.")
+    return timedelta(seconds=seconds)
+
+
+def prune_chunk_size() -> int:
+    return int(_positive_number("BGTASK_PRUNE_CHUNK_SIZE", integer=True))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from bgtask import conf, registry, signals
+from bgtask import conf, registry, repeating, signals, timeouts
 from bgtask.exceptions import UnknownTask
 from bgtask.models import Task
 from bgtask.scheduling import retry_delay
@@ -53,10 +53,17 @@ def execute(task: Task, store: TaskStore) -> Outcome:
         )
 
     signals.task_started.send(sender=Task, task=task)
+    # A task function may opt out of retries (the django.tasks backend: one error is a failure).
+    retryable = getattr(function, "retry_on_error", True)
     try:
-        value = function.run(args, kwargs)
+        with timeouts.time_limit(task.timeout):
+            value = function.run(args, kwargs)
+    except timeouts.TaskTimedOut as exc:
+        # A runaway is likely to run away again: fail it now rather than hold a worker 25 times.
+        return _record_error(task, store, exc, timeouts.describe(exc), started_at, retryable=False)
     except TASK_ERRORS as exc:
-        return _record_error(task, store, exc, traceback.format_exc(), started_at, retryable=True)
+        text = traceback.format_exc()
+        return _record_error(task, store, exc, text, started_at, retryable=retryable)
 
     finished_at = timezone.now()
     result = encode_result(value)
@@ -67,7 +74,10 @@ def execute(task: Task, store: TaskStore) -> Outcome:
             task.id,
             type(value).__name__,
         )
-    recorded = store.mark_succeeded(task, result, started_at, finished_at)
+    with repeating.outcome_transaction(task, store.alias):
+        recorded = store.mark_succeeded(task, result, started_at, finished_at)
+        if recorded:
+            repeating.enqueue_next(task, store.alias)
     if recorded:
         task.status, task.result, task.finished_at = Task.SUCCEEDED, result, finished_at
         signals.task_succeeded.send(sender=Task, task=task, result=value)
@@ -100,7 +110,10 @@ def _record_error(
             _summary(error),
         )
         return Outcome(RETRIED, recorded)
-    recorded = store.mark_failed(task, text, attempts, started_at, now)
+    with repeating.outcome_transaction(task, store.alias):
+        recorded = store.mark_failed(task, text, attempts, started_at, now)
+        if recorded:
+            repeating.enqueue_next(task, store.alias)  # a failed repetition does not end a chain
     if recorded:
         task.status, task.attempts, task.last_error, task.failed_at = (
             Task.FAILED,

@@ -115,6 +115,8 @@ class Task(models.Model):
             ),
             # Finds expired leases without scanning history.
             models.Index(fields=["status", "locked_until"], name="bgtask_lease_idx"),
+            # Finds history older than the retention for the pruner (bgtask.pruning).
+            models.Index(fields=["status", "finished_at"], name="bgtask_history_idx"),
         ]
 
     def __str__(self) -> str:
@@ -132,3 +134,22 @@ class Task(models.Model):
     def return_value(self) -> Any:
         """The decoded return value of a succeeded task (``None`` when it returned nothing)."""
         return None if self.result is None else json.loads(self.result)
+
+
+class PeriodicOccurrence(models.Model):
+    """One row per ``@periodic`` task: the last occurrence that has been enqueued.
+
+    ``run_batch`` advances ``last_enqueued_at`` with a conditional UPDATE (``WHERE
+    last_enqueued_at = <what it read>``) in the transaction that enqueues the occurrence, so of
+    several concurrent batches exactly one enqueues each occurrence.
+    """
+
+    name = models.CharField(max_length=255, primary_key=True)
+    last_enqueued_at = models.DateTimeField()
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "bgtask_periodic"
+
+    def __str__(self) -> str:
+        return f"{self.name} (last {self.last_enqueued_at.isoformat()})"

@@ -46,7 +46,15 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "bgtask",
     "tests.sampleapp",
+    "tests.features",
 ]
+# Django's Tasks framework (Django >= 6.0) backed by bgtask's table: tests/features/test_backend.py.
+TASKS = {
+    "default": {
+        "BACKEND": "bgtask.backends.DatabaseBackend",
+        "QUEUES": ["default", "django-other"],
+    }
+}
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

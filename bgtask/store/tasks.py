@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db import InterfaceError, OperationalError, connections, router
@@ -67,12 +68,18 @@ class TaskStore:
 
     # -- claiming ---------------------------------------------------------------------------
 
-    def rescue_abandoned(self, now: datetime | None = None) -> int:
-        """Requeue (or fail, when out of attempts) running tasks whose lease has expired."""
+    def rescue_abandoned(
+        self, now: datetime | None = None, on_rescued: Callable[[int], None] | None = None
+    ) -> int:
+        """Requeue (or fail, when out of attempts) running tasks whose lease has expired.
+
+        ``on_rescued(task_id)`` is called after the writes for each task this call rescued (the
+        features use it to send ``task_retried``/``task_failed``)."""
         from bgtask import conf
 
         now = now or timezone.now()
         max_attempts = conf.max_attempts()
+        rescued_ids: list[int] = []
 
         def rescue() -> int:
             rescued = 0
@@ -96,7 +103,7 @@ class TaskStore:
                 else:
                     fields.update(status=Task.QUEUED)
                 # Guarded by the old lease: if another worker rescued it first, this is a no-op.
-                rescued += (
+                updated = (
                     Task.objects.using(self.alias)
                     .filter(
                         id=task.id,
@@ -106,11 +113,17 @@ class TaskStore:
                     )
                     .update(**fields)
                 )
+                rescued += updated
+                if updated:
+                    rescued_ids.append(task.id)
             return rescued
 
         count = self._run(rescue)
         if count:
             logger.warning("Rescued %d abandoned task(s) whose lease had expired.", count)
+        if on_rescued is not None:
+            for task_id in rescued_ids:
+                on_rescued(task_id)
         return count
 
     def claim_due(

@@ -1,0 +1,61 @@
+"""Bulk enqueue: one INSERT for many calls, each validated like a single call."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from bgtask import run_batch
+from bgtask.bulk import enqueue_many
+from bgtask.models import Task
+from tests.features import tasks
+from tests.sampleapp import tasks as sample
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_many_calls_are_one_insert_and_each_is_signalled(received):
+    with CaptureQueriesContext(connection) as queries:
+        rows = tasks.record.bulk([(f"k{i}",) for i in range(50)], priority=3)
+    inserts = [
+        q for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("INSERT")
+    ]
+    assert len(inserts) == 1
+    assert len(rows) == 50 and all(row.pk for row in rows)
+    assert sorted(Task.objects.values_list("priority", flat=True).distinct()) == [3]
+    assert [row.args for row in rows[:2]] == [["k0"], ["k1"]]
+    assert [name for name, _ in received].count("task_enqueued") == 50
+    assert run_batch(30).succeeded == 50
+
+
+def test_calls_of_several_tasks_with_their_own_options():
+    rows = enqueue_many(
+        [
+            tasks.record.call("a", schedule=3600, queue="slow"),
+            sample.add.call(1, b=2, priority=9, timeout=4),
+        ]
+    )
+    slow, add = (Task.objects.get(pk=row.pk) for row in rows)
+    assert (slow.queue, slow.task_name) == ("slow", "features.record")
+    assert (add.kwargs, add.priority, add.timeout) == ({"b": 2}, 9, 4.0)
+
+
+def test_one_bad_call_refuses_the_whole_batch_naming_its_position():
+    with pytest.raises(TypeError, match=r"Call 2 \(features.record\).*set is not JSON"):
+        tasks.record.bulk([("a",), ("b",), ({1, 2},)])
+    with pytest.raises(ValueError, match="Call 1"):
+        tasks.record.bulk([("a",), tasks.record.call("b", priority=2**40)])
+    with pytest.raises(TypeError, match="item 0"):
+        enqueue_many(["not a call"])
+    assert Task.objects.count() == 0
+
+
+def test_unique_calls_are_refused_in_bulk():
+    with pytest.raises(ValueError, match="unique"):
+        tasks.record.bulk([tasks.record.call("a", unique=True)])
+    with pytest.raises(ValueError, match="unique"):
+        tasks.with_defaults.bulk([("a",)])  # unique by its decorator
+    assert Task.objects.count() == 0
+
+
+def test_an_empty_batch_writes_nothing():
+    assert tasks.record.bulk([]) == []
