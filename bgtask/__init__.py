@@ -12,7 +12,6 @@ from typing import Any
 
 from bgtask.batch import BatchResult, run_batch
 from bgtask.decorators import TaskFunction, background
-from bgtask.periodic import periodic
 
 # These modules import the models, which cannot load while INSTALLED_APPS is still being read
 # (when Django imports this package), so they are imported on first use.
