@@ -7,6 +7,7 @@ lifespan events to run.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from handlers.bootstrap import setup_django
@@ -27,6 +28,9 @@ def _mangum():
         from django.core.asgi import get_asgi_application
         from mangum import Mangum
 
+        # Mangum runs each request on the thread's event loop; give it one of its own rather than
+        # let it fall back on asyncio's deprecated implicit loop creation.
+        asyncio.set_event_loop(asyncio.new_event_loop())
         _adapter = Mangum(get_asgi_application(), lifespan="off")
     return _adapter
 
