@@ -138,3 +138,40 @@ def test_a_non_http_event_gets_a_clear_error(event_name_or_value, context):
     with pytest.raises(UnexpectedEvent) as raised:
         web.handler(event, context)
     assert "an HTTP request event: API Gateway HTTP API" in str(raised.value)
+
+
+def test_an_admin_can_log_in_through_the_http_api(context):
+    """The admin's login form, CSRF check included, works behind API Gateway and Mangum."""
+    import re
+    from urllib.parse import urlencode
+
+    get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-for-login")
+    page = web.handler(load_event("web-admin-login"), context)
+    csrf_cookie = next(c for c in page["cookies"] if c.startswith("csrftoken="))
+    form_token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page["body"]).group(1)
+
+    event = load_event("web-admin-login")
+    event["requestContext"]["http"]["method"] = "POST"
+    host = event["headers"]["host"]
+    event["headers"].update(
+        {
+            "content-type": "application/x-www-form-urlencoded",
+            "origin": f"https://{host}",
+            "referer": f"https://{host}/admin/login/?next=/admin/",
+        }
+    )
+    event["cookies"] = [csrf_cookie.split(";", 1)[0]]
+    event["body"] = urlencode(
+        {
+            "csrfmiddlewaretoken": form_token,
+            "username": "admin",
+            "password": "pw-for-login",
+            "next": "/admin/",
+        }
+    )
+
+    response = web.handler(event, context)
+
+    assert response["statusCode"] == 302, response["body"][:500]
+    assert response["headers"]["location"] == "/admin/"
+    assert any(c.startswith("sessionid=") for c in response["cookies"])
