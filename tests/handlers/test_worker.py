@@ -134,3 +134,11 @@ def test_a_malformed_event_gets_a_clear_error_naming_what_was_expected(event, ex
     assert "expected" in message or "must be" in message or "takes only" in message
     assert Execution.objects.count() == 0  # nothing ran, nothing was claimed
     assert Task.objects.get().status == Task.QUEUED
+
+
+def test_a_wake_up_event_runs_the_due_tasks_and_never_fans_out():
+    tasks.record("woken", schedule=0)
+    summary = worker.handler({"source": "bgtask.wake"}, LocalContext(timeout=30))
+    assert summary["source"] == "wake"
+    assert summary["succeeded"] == 1
+    assert summary["fanned_out"] == 0
