@@ -28,6 +28,32 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Seconds (or a timedelta) finished tasks are kept before pruning; None keeps them forever.",
     ),
     "BGTASK_PRUNE_CHUNK_SIZE": (500, "Most finished tasks one pruning DELETE removes."),
+    # Serverless
+    "BGTASK_LAMBDA_SAFETY_MARGIN": (
+        5.0,
+        "Seconds of a Lambda invocation kept free after the batch: budget = remaining - margin.",
+    ),
+    "BGTASK_LAMBDA_LEASE_GRACE": (
+        30.0,
+        "Seconds after a Lambda invocation's hard deadline at which its task locks expire.",
+    ),
+    "BGTASK_WAKE_FUNCTION": (
+        None,
+        "Worker function name or ARN invoked (async) when a due task is enqueued; None: off.",
+    ),
+    "BGTASK_WAKE_INTERVAL": (5.0, "Fewest seconds between two wake-up invokes of one process."),
+    "BGTASK_FANOUT_MAX": (
+        0,
+        "Extra async worker invocations a Lambda batch starts when it ends with a backlog; 0: off.",
+    ),
+    "BGTASK_METRICS_NAMESPACE": (
+        None,
+        "CloudWatch namespace of the Embedded Metric Format lines the worker prints; None: off.",
+    ),
+    "BGTASK_STATUS_TOKEN": (
+        None,
+        "Bearer token that opens the JSON status endpoint besides a staff session; None: none.",
+    ),
 }
 
 
@@ -90,3 +116,55 @@ def retention() -> timedelta | None:
 
 def prune_chunk_size() -> int:
     return int(_positive_number("BGTASK_PRUNE_CHUNK_SIZE", integer=True))
+
+
+# -- Serverless -------------------------------------------------------------------------------
+
+
+def _non_negative_number(name: str) -> float:
+    value = get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ImproperlyConfigured(f"{name} must be a finite number of seconds, got {value!r}.")
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must be 0 or more, got {value!r}.")
+    return float(value)
+
+
+def _optional_text(name: str) -> str | None:
+    value = get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ImproperlyConfigured(f"{name} must be a string or None, got {value!r}.")
+    return value
+
+
+def lambda_safety_margin() -> float:
+    return _non_negative_number("BGTASK_LAMBDA_SAFETY_MARGIN")
+
+
+def lambda_lease_grace() -> float:
+    return _non_negative_number("BGTASK_LAMBDA_LEASE_GRACE")
+
+
+def wake_function() -> str | None:
+    return _optional_text("BGTASK_WAKE_FUNCTION")
+
+
+def wake_interval() -> float:
+    return _non_negative_number("BGTASK_WAKE_INTERVAL")
+
+
+def fanout_max() -> int:
+    value = get("BGTASK_FANOUT_MAX")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ImproperlyConfigured(f"BGTASK_FANOUT_MAX must be an int >= 0, got {value!r}.")
+    return value
+
+
+def metrics_namespace() -> str | None:
+    return _optional_text("BGTASK_METRICS_NAMESPACE")
+
+
+def status_token() -> str | None:
+    return _optional_text("BGTASK_STATUS_TOKEN")

@@ -71,3 +71,16 @@ LOGGING = {
         "bgtask": {"handlers": ["console"], "level": os.environ.get("BGTASK_LOG_LEVEL", "INFO")}
     },
 }
+
+# Serverless (template.yaml sets these on the Lambda functions; unset means the bgtask default).
+for _name, _type in (
+    ("BGTASK_LAMBDA_SAFETY_MARGIN", float),
+    ("BGTASK_LAMBDA_LEASE_GRACE", float),
+    ("BGTASK_WAKE_FUNCTION", str),
+    ("BGTASK_WAKE_INTERVAL", float),
+    ("BGTASK_FANOUT_MAX", int),
+    ("BGTASK_METRICS_NAMESPACE", str),
+    ("BGTASK_STATUS_TOKEN", str),
+):
+    if os.environ.get(_name):
+        globals()[_name] = _type(os.environ[_name])

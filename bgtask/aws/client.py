@@ -1,0 +1,58 @@
+"""One boto3 Lambda client per process, and the asynchronous invoke every feature shares.
+
+The region and endpoint come from boto3's own environment (``AWS_REGION`` is set on Lambda;
+``AWS_ENDPOINT_URL`` points the tests at moto's server).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Any
+
+logger = logging.getLogger("bgtask.aws")
+
+# A wake-up runs inside a web request or an enqueue: fail fast rather than hold the caller.
+CONNECT_TIMEOUT_SECONDS = 2
+READ_TIMEOUT_SECONDS = 5
+MAX_ATTEMPTS = 2
+
+
+@functools.cache
+def lambda_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+    )
+    return boto3.client("lambda", config=config)
+
+
+def invoke_async(function_name: str, payload: dict[str, Any]) -> bool:
+    """Start ``function_name`` with ``payload`` without waiting for it; False when AWS refused.
+
+    >>> invoke_async("bgtask-worker", {"queue": "emails"})
+    True
+
+    Never raises for an AWS or network error: a missed wake-up only delays work until the next
+    scheduled run, which must not fail the enqueue or batch that asked for it.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        response = lambda_client().invoke(
+            FunctionName=function_name,
+            InvocationType="Event",
+            Payload=json.dumps(payload).encode(),
+        )
+    except (BotoCoreError, ClientError) as exc:
+        logger.warning("Could not invoke %s asynchronously: %s", function_name, exc)
+        return False
+    accepted = response.get("StatusCode") == 202
+    if not accepted:
+        logger.warning("Invoke of %s answered %s, not 202.", function_name, response)
+    return accepted

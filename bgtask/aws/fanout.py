@@ -1,0 +1,35 @@
+"""Backlog fan-out: a Lambda batch that ran out of time with work left starts helpers.
+
+Helpers are invoked with ``{"source": "bgtask.fanout"}`` and do not fan out themselves, so one
+scheduled tick starts at most ``1 + BGTASK_FANOUT_MAX`` workers and a backlog can never multiply
+invocations without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bgtask.aws import FANOUT_SOURCE
+from bgtask.status import due_count
+
+logger = logging.getLogger("bgtask.aws")
+
+
+def fan_out(function_name: str, queue: str | None, max_extra: int) -> int:
+    """Invoke up to ``max_extra`` workers (no more than tasks are due); return how many started.
+
+    >>> fan_out("bgtask-worker", None, 4)
+    4
+    """
+    from bgtask.aws.client import invoke_async
+
+    if max_extra <= 0:
+        return 0
+    wanted = min(max_extra, due_count(queue))
+    payload: dict[str, object] = {"source": FANOUT_SOURCE}
+    if queue is not None:
+        payload["queue"] = queue
+    started = sum(invoke_async(function_name, payload) for _ in range(wanted))
+    if started:
+        logger.info("Backlog: started %d extra worker invocation(s) of %s.", started, function_name)
+    return started

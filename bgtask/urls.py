@@ -1,0 +1,8 @@
+"""``path("bgtask/", include("bgtask.urls"))`` serves the status endpoint at ``bgtask/status/``."""
+
+from django.urls import path
+
+from bgtask import views
+
+app_name = "bgtask"
+urlpatterns = [path("status/", views.status, name="status")]

@@ -1,0 +1,53 @@
+"""Lambda entrypoint of the web function: ``handlers.web.handler``.
+
+Mangum serves Django's ASGI application (the admin with bgtask's task admin, and the JSON status
+endpoint at ``/bgtask/status/``) behind an API Gateway HTTP API. Lifespan is off: Django has no
+lifespan events to run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from handlers.bootstrap import setup_django
+from handlers.events import UnexpectedEvent
+
+HTTP_EVENTS = (
+    "an HTTP request event: API Gateway HTTP API (payload 2.0 or 1.0), REST API, "
+    "an Application Load Balancer or Lambda@Edge"
+)
+
+_adapter = None
+
+
+def _mangum():
+    global _adapter
+    if _adapter is None:
+        setup_django()
+        from django.core.asgi import get_asgi_application
+        from mangum import Mangum
+
+        # Mangum runs each request on the thread's event loop; give it one of its own rather than
+        # let it fall back on asyncio's deprecated implicit loop creation.
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        _adapter = Mangum(get_asgi_application(), lifespan="off")
+    return _adapter
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Answer one HTTP request; raise ``UnexpectedEvent`` for anything that is not one."""
+    adapter = _mangum()
+    if not isinstance(event, dict):
+        raise UnexpectedEvent(
+            f"The web function got a {type(event).__name__} event; expected {HTTP_EVENTS}."
+        )
+    try:
+        adapter.infer(event, context)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        keys = sorted(event)[:8]
+        raise UnexpectedEvent(
+            f"The web function got an event with keys {keys}, which is not {HTTP_EVENTS}. "
+            "Scheduled and direct invocations belong to the worker function."
+        ) from exc
+    return adapter(event, context)

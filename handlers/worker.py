@@ -1,0 +1,49 @@
+"""Lambda entrypoint of the worker: ``handlers.worker.handler``.
+
+Started by the EventBridge schedule in template.yaml (every minute), by wake-on-enqueue and
+fan-out, or by hand (``{"duration": 20, "queue": "emails"}``). It parses the event, runs one
+``bgtask.aws.invocation.run_invocation`` sized to the time Lambda has left, prints one JSON line
+and returns the same summary.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from handlers.bootstrap import close_connections, setup_django
+from handlers.events import parse_worker_event
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Run due tasks within this invocation's time; return what was done (JSON-serialisable)."""
+    request = parse_worker_event(event)  # refuses a bad event before touching the database
+    setup_django()
+    from bgtask.aws.invocation import run_invocation
+
+    started = time.monotonic()
+    close_connections()
+    try:
+        summary = run_invocation(
+            context.get_remaining_time_in_millis() / 1000,
+            queue=request.queue,
+            duration=request.duration,
+            function_name=getattr(context, "function_name", None),
+            allow_fanout=request.allow_fanout,
+        )
+    finally:
+        close_connections()
+    summary = {
+        "handler": "worker",
+        "source": request.source,
+        "scheduled_time": request.scheduled_time,
+        "request_id": getattr(context, "aws_request_id", None),
+        **summary,
+        "invocation_seconds": round(time.monotonic() - started, 3),
+    }
+    # One line per invocation on stdout, which Lambda sends to CloudWatch Logs as is.
+    sys.stdout.write(json.dumps(summary) + "\n")
+    sys.stdout.flush()
+    return summary

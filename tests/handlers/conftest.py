@@ -1,0 +1,23 @@
+"""Fixtures for the Lambda handler tests: the sample events of infra/events and local contexts."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from handlers.local_context import LocalContext
+
+EVENTS_DIR = Path(__file__).resolve().parents[2] / "infra" / "events"
+
+
+def load_event(name: str) -> dict:
+    """A fresh copy of infra/events/<name>.json (tests may change it)."""
+    return copy.deepcopy(json.loads((EVENTS_DIR / f"{name}.json").read_text()))
+
+
+@pytest.fixture
+def context() -> LocalContext:
+    return LocalContext(timeout=60)
