@@ -56,7 +56,7 @@ def test_the_scheduler_sample_is_the_templates_input_with_its_placeholders_fille
 
 @pytest.mark.django_db(transaction=True)
 def test_the_documented_local_command_runs_the_worker_with_a_sample_event():
-    """docs/serverless.md: python -m handlers.invoke_local infra/events/worker-schedule.json"""
+    """README (Run it locally): python -m handlers.invoke_local infra/events/worker-schedule.json"""
     tasks.record("from-the-command-line", schedule=0)
     done = subprocess.run(
         [sys.executable, "-m", "handlers.invoke_local", "infra/events/worker-schedule.json"],
