@@ -30,25 +30,54 @@ MANAGE_EVENT = (
 )
 
 
+# Options Django's parser accepts but call_command ignores (the function's settings come from its
+# environment), and password options createsuperuser does not have: Django would echo the value
+# back in its "unrecognized arguments" error. The password belongs in the event's "password".
+REFUSED_OPTIONS = ("--settings", "--pythonpath", "--password")
+
+
 class CommandRefused(UnexpectedEvent):
     """The command is not in the allowlist."""
 
 
+def _shown_command(command: Any) -> str:
+    text = repr(command) if isinstance(command, str) else f"a {type(command).__name__}"
+    return text if len(text) <= 60 else f"{text[:60]}..."
+
+
 def _parse(event: Any) -> tuple[str, list[str], str | None]:
+    # Error messages name keys and types, never values: an event may carry a password.
     if not isinstance(event, dict) or "command" not in event:
+        shape = f"keys {sorted(map(str, event))[:8]}" if isinstance(event, dict) else "a value"
         raise UnexpectedEvent(
-            f"The management function expects {MANAGE_EVENT}; got {event!r:.200}."
+            f"The management function expects {MANAGE_EVENT}; "
+            f"got a {type(event).__name__} event ({shape})."
         )
-    unknown = sorted(set(event) - {"command", "args", "password"})
+    unknown = sorted(map(str, set(event) - {"command", "args", "password"}))
     if unknown:
-        raise UnexpectedEvent(f"Unexpected key(s) {unknown}; expected {MANAGE_EVENT}.")
+        raise UnexpectedEvent(f"Unexpected key(s) {unknown[:8]}; expected {MANAGE_EVENT}.")
     command, args, password = event["command"], event.get("args", []), event.get("password")
-    if command not in ALLOWED_COMMANDS:
+    if not isinstance(command, str) or command not in ALLOWED_COMMANDS:
         raise CommandRefused(
-            f"Command {command!r} is not allowed here; allowed: {sorted(ALLOWED_COMMANDS)}."
+            f"Command {_shown_command(command)} is not allowed here; "
+            f"allowed: {sorted(ALLOWED_COMMANDS)}."
         )
     if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
-        raise UnexpectedEvent(f'"args" must be a list of strings, got {args!r}.')
+        raise UnexpectedEvent(
+            f'"args" must be a list of strings, got a {type(args).__name__}'
+            + (
+                f" holding {sorted({type(arg).__name__ for arg in args})}"
+                if isinstance(args, list)
+                else ""
+            )
+            + "."
+        )
+    for arg in args:
+        if arg.startswith(REFUSED_OPTIONS):
+            raise UnexpectedEvent(
+                f"Option {arg.split('=', 1)[0][:30]!r} is refused here: the settings are the "
+                "function's own, and a password goes in the event's \"password\" key."
+            )
     if password is not None and (command != "createsuperuser" or not isinstance(password, str)):
         raise UnexpectedEvent('"password" is a string, and only for "createsuperuser".')
     return command, args, password
