@@ -14,7 +14,7 @@ import io
 import os
 from typing import Any
 
-from handlers.bootstrap import close_connections, setup_django
+from handlers.bootstrap import close_connections, ensure_database, setup_django
 from handlers.events import UnexpectedEvent
 
 # command -> arguments always added: nothing may wait for a prompt on Lambda.
@@ -24,6 +24,8 @@ ALLOWED_COMMANDS: dict[str, list[str]] = {
     "check": [],
     "createsuperuser": ["--no-input"],
 }
+# The commands that need the database: checked first, so an unreachable one fails fast and clearly.
+DATABASE_COMMANDS = {"migrate", "showmigrations", "createsuperuser"}
 MANAGE_EVENT = (
     '{"command": one of ' + str(sorted(ALLOWED_COMMANDS)) + ', "args": [strings] (optional), '
     '"password": string (createsuperuser only, optional)}'
@@ -96,6 +98,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         os.environ["DJANGO_SUPERUSER_PASSWORD"] = password
     close_connections()
     try:
+        if command in DATABASE_COMMANDS:
+            ensure_database()
         call_command(command, *ALLOWED_COMMANDS[command], *args, stdout=output, stderr=output)
     finally:
         close_connections()
