@@ -4,6 +4,7 @@ processes serving invocations one after another with the real handlers and proje
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import socket
@@ -19,6 +20,7 @@ from django.db import connection
 from tests.conftest import REPO_ROOT, worker_env
 from tests.serverless_faults.container import RESULT_PREFIX
 
+PROJECT_SETTINGS = "tests.serverless_faults.project_settings"
 # Secrets the functions hold; no handler answer, log line or stored error may ever show them.
 DB_PASSWORD = "db-Pass-9f3e1c"
 SECRET_KEY = "django-Secret-Key-5a7d0b2e4c6f8a1b3d5e7f9a"
@@ -79,19 +81,15 @@ class TcpProxy:
             pass
         finally:
             for sock in (source, target):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def _close_all(self) -> None:
         if self._listener is not None:
             # shutdown() first: on Linux, close() alone leaves a thread blocked in accept() and
             # the port listening.
-            try:
+            with contextlib.suppress(OSError):
                 self._listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             self._listener.close()
             self._listener = None
         for sock in self._sockets:
@@ -152,7 +150,7 @@ class LambdaContainer:
     def __init__(self, **env: str) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.serverless_faults.container"],
-            env=worker_env(DJANGO_SETTINGS_MODULE="tests.serverless_faults.project_settings", **env),
+            env=worker_env(DJANGO_SETTINGS_MODULE=PROJECT_SETTINGS, **env),
             cwd=REPO_ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
