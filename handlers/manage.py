@@ -32,10 +32,23 @@ MANAGE_EVENT = (
 )
 
 
-# Options Django's parser accepts but call_command ignores (the function's settings come from its
-# environment), and password options createsuperuser does not have: Django would echo the value
-# back in its "unrecognized arguments" error. The password belongs in the event's "password".
-REFUSED_OPTIONS = ("--settings", "--pythonpath", "--password")
+# Options refused in "args": --settings and --pythonpath, which Django's parser accepts but
+# call_command ignores (the function's settings come from its environment); --password, which
+# createsuperuser does not have (Django would echo the value back in its "unrecognized arguments"
+# error; the password belongs in the event's "password"); --help and --version, which make argparse
+# print to the process's stdout and raise SystemExit. argparse also takes any unambiguous prefix
+# ("--sett", "--he"), so a prefix of these is refused too.
+REFUSED_OPTIONS = ("--settings", "--pythonpath", "--password", "--help", "--version")
+REFUSED_SHORT_OPTIONS = ("-h",)
+
+
+def _refused_option(arg: str) -> str | None:
+    name = arg.split("=", 1)[0]
+    if name in REFUSED_SHORT_OPTIONS:
+        return name
+    if name.startswith("--") and len(name) > 2:
+        return next((full for full in REFUSED_OPTIONS if full.startswith(name)), None)
+    return None
 
 
 class CommandRefused(UnexpectedEvent):
@@ -75,10 +88,12 @@ def _parse(event: Any) -> tuple[str, list[str], str | None]:
             + "."
         )
     for arg in args:
-        if arg.startswith(REFUSED_OPTIONS):
+        refused = _refused_option(arg)
+        if refused is not None:
             raise UnexpectedEvent(
-                f"Option {arg.split('=', 1)[0][:30]!r} is refused here: the settings are the "
-                "function's own, and a password goes in the event's \"password\" key."
+                f"Option {refused!r} is refused here: the settings are the function's own, a "
+                'password goes in the event\'s "password" key, and help is "manage.py help '
+                f'{command}" on your machine.'
             )
     if password is not None and (command != "createsuperuser" or not isinstance(password, str)):
         raise UnexpectedEvent('"password" is a string, and only for "createsuperuser".')
@@ -101,6 +116,11 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         if command in DATABASE_COMMANDS:
             ensure_database()
         call_command(command, *ALLOWED_COMMANDS[command], *args, stdout=output, stderr=output)
+    except SystemExit as exc:
+        # Whatever still makes a command exit must not end the Lambda runtime with it.
+        from django.core.management.base import CommandError
+
+        raise CommandError(f"{command} tried to exit the process (code {exc.code}).") from None
     finally:
         close_connections()
         if password is not None:
