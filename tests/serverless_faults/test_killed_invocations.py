@@ -21,7 +21,7 @@ from handlers.local_context import LocalContext
 from tests.conftest import REPO_ROOT, wait_for, worker_env
 from tests.sampleapp import tasks
 from tests.sampleapp.models import Execution
-from tests.serverless_faults.conftest import SECRETS, SECRET_KEY, STATUS_TOKEN
+from tests.serverless_faults.conftest import SECRET_KEY, SECRETS, STATUS_TOKEN
 
 TIMEOUT = 3.0  # each killed invocation's Lambda timeout
 MARGIN = 1.0
