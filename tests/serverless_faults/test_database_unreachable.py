@@ -61,6 +61,9 @@ def test_each_handler_fails_clearly_while_the_database_is_down_and_works_when_it
     assert json.loads(response["body"]) == {
         "error": "The database is unavailable; try again shortly."
     }
+    admin = load_event("web-admin-login")
+    admin["cookies"] = ["sessionid=abcdefghijklmnopqrstuvwxyz012345"]  # the session is looked up
+    assert container.invoke("web", admin, INVOCATION_TIMEOUT)["answer"]["statusCode"] == 503
     task.refresh_from_db()
     assert (task.status, task.attempts, task.locked_by) == (Task.QUEUED, 0, None)
     assert Execution.objects.count() == 0

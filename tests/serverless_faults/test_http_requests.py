@@ -221,3 +221,33 @@ def test_a_base64_body_that_decodes_to_garbage_is_answered():
     )
     event.update(isBase64Encoded=True, body=base64.b64encode(b"\xff\xfe\x00" * 100).decode())
     assert_handled(send(event), 403)
+
+
+def test_the_deployed_projects_middleware_answers_hostile_requests_the_same_way(
+    switchable_database, start_container
+):
+    """The tests above run the web handler under the test settings; here the same kinds of
+    request go through a container running handlers/project/settings.py (its own middleware)."""
+    from tests.handlers.conftest import load_event
+
+    switchable_database.set_state("up")
+    container = start_container(DATABASE_URL=switchable_database.url, BGTASK_STATUS_TOKEN=TOKEN)
+    login_post_event = request_event(
+        "POST",
+        "/admin/login/",
+        headers={"content-type": FORM, **SAME_ORIGIN},
+        body=urlencode({"username": "admin", "password": "x"}),
+    )
+    bad_token = load_event("web-status")
+    bad_token["headers"]["authorization"] = f"Bearer {TOKEN}x"
+    expected = [
+        (login_post_event, 403),
+        (request_event("BREW", "/bgtask/status/"), 403),
+        (request_event("GET", "/admin/bgtask/task/"), 302),
+        (request_event("GET", "/bgtask/status/", headers={"x-pad": "p" * 200_000}), 401),
+        (bad_token, 401),
+    ]
+    for event, status in expected:
+        result = container.invoke("web", event)
+        assert result["ok"], result
+        assert_handled(result["answer"], status)
