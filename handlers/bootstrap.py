@@ -56,12 +56,12 @@ def ensure_database(alias: str = "default") -> None:
     except (DatabaseError, InterfaceError) as exc:
         settings = connection.settings_dict
         where = (
-            f"{settings.get('HOST') or 'localhost'}:{settings.get('PORT') or 'default port'}"
+            f" at {settings.get('HOST') or 'localhost'}:{settings.get('PORT') or 'default port'}"
             if connection.vendor != "sqlite"
-            else "file"
+            else ""
         )
         raise DatabaseUnavailable(
-            f"Could not reach the {connection.vendor} database {str(settings.get('NAME'))!r} at "
+            f"Could not reach the {connection.vendor} database {str(settings.get('NAME'))!r}"
             f"{where} ({type(exc).__name__}: {str(exc).strip()[:300]}). Nothing was run; check "
             "DATABASE_URL and that the server is up and reachable from the function."
         ) from exc
