@@ -33,3 +33,35 @@ def close_connections() -> None:
     for connection in connections.all(initialized_only=True):
         if not connection.in_atomic_block:
             connection.close()
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be reached; nothing was read or written, the next invocation
+    tries again. The message names the server, never the credentials."""
+
+
+def ensure_database(alias: str = "default") -> None:
+    """Connect to the database now, or raise ``DatabaseUnavailable`` saying which one failed.
+
+    >>> ensure_database()  # returns at once when the database answers
+
+    Called before an invocation does any work, so that an unreachable database ends it within the
+    connect timeout (``DATABASE_CONNECT_TIMEOUT``), not after a half-done batch.
+    """
+    from django.db import DatabaseError, InterfaceError, connections
+
+    connection = connections[alias]
+    try:
+        connection.ensure_connection()
+    except (DatabaseError, InterfaceError) as exc:
+        settings = connection.settings_dict
+        where = (
+            f" at {settings.get('HOST') or 'localhost'}:{settings.get('PORT') or 'default port'}"
+            if connection.vendor != "sqlite"
+            else ""
+        )
+        raise DatabaseUnavailable(
+            f"Could not reach the {connection.vendor} database {str(settings.get('NAME'))!r}"
+            f"{where} ({type(exc).__name__}: {str(exc).strip()[:300]}). Nothing was run; check "
+            "DATABASE_URL and that the server is up and reachable from the function."
+        ) from exc

@@ -10,6 +10,9 @@ from bgtask.aws import FANOUT_SOURCE, WAKE_SOURCE
 
 SCHEDULE_SOURCE = "bgtask.schedule"  # the Input template.yaml gives the EventBridge schedule
 MAX_QUEUE_LENGTH = 100
+# No Lambda invocation runs longer than 15 minutes: a longer duration is a mistake, not a wish.
+MAX_DURATION_SECONDS = 900
+MAX_SCHEDULED_TIME_LENGTH = 64
 
 WORKER_EVENTS = (
     'an EventBridge Scheduler Input {"source": "bgtask.schedule", ...} (see template.yaml), '
@@ -33,14 +36,26 @@ class WorkerRequest:
     scheduled_time: str | None = None
 
 
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: its repr, cut short (an event may be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:80]}... ({len(text)} characters)"
+
+
 def _optional_queue(event: dict[str, Any]) -> str | None:
     queue = event.get("queue")
     if queue is None:
         return None
-    if not isinstance(queue, str) or not queue.strip() or len(queue) > MAX_QUEUE_LENGTH:
+    # Control characters (NUL above all, which PostgreSQL refuses mid-query) are never in a name.
+    if (
+        not isinstance(queue, str)
+        or not queue.strip()
+        or len(queue) > MAX_QUEUE_LENGTH
+        or not queue.isprintable()
+    ):
         raise UnexpectedEvent(
-            f'"queue" must be a queue name (1 to {MAX_QUEUE_LENGTH} characters) or null, '
-            f"got {queue!r}."
+            f'"queue" must be a queue name (1 to {MAX_QUEUE_LENGTH} printable characters) or '
+            f"null, got {_shown(queue)}."
         )
     return queue
 
@@ -49,23 +64,38 @@ def _optional_duration(event: dict[str, Any]) -> float | None:
     duration = event.get("duration")
     if duration is None:
         return None
+    # Compared as given, never converted first: float(10**400) raises OverflowError.
     if (
         isinstance(duration, bool)
         or not isinstance(duration, (int, float))
-        or not math.isfinite(duration)
-        or duration <= 0
+        or (isinstance(duration, float) and not math.isfinite(duration))
+        or not 0 < duration <= MAX_DURATION_SECONDS
     ):
         raise UnexpectedEvent(
-            f'"duration" must be a number of seconds above 0 or null, got {duration!r}.'
+            f'"duration" must be a number of seconds above 0 and at most {MAX_DURATION_SECONDS} '
+            f"(the longest Lambda invocation) or null, got {_shown(duration)}."
         )
     return float(duration)
 
 
+def _optional_scheduled_time(event: dict[str, Any], key: str) -> str | None:
+    # Echoed into the summary and the log line, so it is held to what the scheduler sends.
+    value = event.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_SCHEDULED_TIME_LENGTH:
+        raise UnexpectedEvent(
+            f'"{key}" must be a timestamp string (at most {MAX_SCHEDULED_TIME_LENGTH} '
+            f"characters) or null, got {_shown(value)}."
+        )
+    return value
+
+
 def _refuse_unknown_keys(event: dict[str, Any], allowed: set[str], shape: str) -> None:
-    unknown = sorted(set(event) - allowed)
+    unknown = sorted(map(str, set(event) - allowed))
     if unknown:
         raise UnexpectedEvent(
-            f"Unexpected key(s) {unknown} in a {shape}; it takes only {sorted(allowed)}."
+            f"Unexpected key(s) {_shown(unknown)} in a {shape}; it takes only {sorted(allowed)}."
         )
 
 
@@ -85,10 +115,13 @@ def parse_worker_event(event: Any) -> WorkerRequest:
     if source == "aws.events":
         if event.get("detail-type") != "Scheduled Event":
             raise UnexpectedEvent(
-                f"The worker got an EventBridge event of detail-type {event.get('detail-type')!r}"
+                "The worker got an EventBridge event of detail-type "
+                f"{_shown(event.get('detail-type'))}"
                 f'; only "Scheduled Event" starts it. Expected {WORKER_EVENTS}.'
             )
-        return WorkerRequest(source="scheduled-event", scheduled_time=event.get("time"))
+        return WorkerRequest(
+            source="scheduled-event", scheduled_time=_optional_scheduled_time(event, "time")
+        )
     if source == SCHEDULE_SOURCE:
         _refuse_unknown_keys(
             event,
@@ -99,7 +132,7 @@ def parse_worker_event(event: Any) -> WorkerRequest:
             source="schedule",
             queue=_optional_queue(event),
             duration=_optional_duration(event),
-            scheduled_time=event.get("scheduled_time"),
+            scheduled_time=_optional_scheduled_time(event, "scheduled_time"),
         )
     if source in (FANOUT_SOURCE, WAKE_SOURCE):
         _refuse_unknown_keys(event, {"source", "queue"}, f"{source} invocation")
@@ -108,11 +141,12 @@ def parse_worker_event(event: Any) -> WorkerRequest:
         return WorkerRequest(source=kind, queue=_optional_queue(event), allow_fanout=False)
     if source is not None:
         raise UnexpectedEvent(
-            f"The worker got an event from source {source!r}; expected {WORKER_EVENTS}."
+            f"The worker got an event from source {_shown(source)}; expected {WORKER_EVENTS}."
         )
     if set(event) - {"duration", "queue"}:
         raise UnexpectedEvent(
-            f"The worker got an event with keys {sorted(event)}; expected {WORKER_EVENTS}."
+            f"The worker got an event with keys {_shown(sorted(map(str, event)))}; "
+            f"expected {WORKER_EVENTS}."
         )
     return WorkerRequest(
         source="direct", queue=_optional_queue(event), duration=_optional_duration(event)

@@ -14,7 +14,7 @@ import io
 import os
 from typing import Any
 
-from handlers.bootstrap import close_connections, setup_django
+from handlers.bootstrap import close_connections, ensure_database, setup_django
 from handlers.events import UnexpectedEvent
 
 # command -> arguments always added: nothing may wait for a prompt on Lambda.
@@ -24,31 +24,77 @@ ALLOWED_COMMANDS: dict[str, list[str]] = {
     "check": [],
     "createsuperuser": ["--no-input"],
 }
+# The commands that need the database: checked first, so an unreachable one fails fast and clearly.
+DATABASE_COMMANDS = {"migrate", "showmigrations", "createsuperuser"}
 MANAGE_EVENT = (
     '{"command": one of ' + str(sorted(ALLOWED_COMMANDS)) + ', "args": [strings] (optional), '
     '"password": string (createsuperuser only, optional)}'
 )
 
 
+# Options refused in "args": --settings and --pythonpath, which Django's parser accepts but
+# call_command ignores (the function's settings come from its environment); --password, which
+# createsuperuser does not have (Django would echo the value back in its "unrecognized arguments"
+# error; the password belongs in the event's "password"); --help and --version, which make argparse
+# print to the process's stdout and raise SystemExit. argparse also takes any unambiguous prefix
+# ("--sett", "--he"), so a prefix of these is refused too.
+REFUSED_OPTIONS = ("--settings", "--pythonpath", "--password", "--help", "--version")
+REFUSED_SHORT_OPTIONS = ("-h",)
+
+
+def _refused_option(arg: str) -> str | None:
+    name = arg.split("=", 1)[0]
+    if name in REFUSED_SHORT_OPTIONS:
+        return name
+    if name.startswith("--") and len(name) > 2:
+        return next((full for full in REFUSED_OPTIONS if full.startswith(name)), None)
+    return None
+
+
 class CommandRefused(UnexpectedEvent):
     """The command is not in the allowlist."""
 
 
+def _shown_command(command: Any) -> str:
+    text = repr(command) if isinstance(command, str) else f"a {type(command).__name__}"
+    return text if len(text) <= 60 else f"{text[:60]}..."
+
+
 def _parse(event: Any) -> tuple[str, list[str], str | None]:
+    # Error messages name keys and types, never values: an event may carry a password.
     if not isinstance(event, dict) or "command" not in event:
+        shape = f"keys {sorted(map(str, event))[:8]}" if isinstance(event, dict) else "a value"
         raise UnexpectedEvent(
-            f"The management function expects {MANAGE_EVENT}; got {event!r:.200}."
+            f"The management function expects {MANAGE_EVENT}; "
+            f"got a {type(event).__name__} event ({shape})."
         )
-    unknown = sorted(set(event) - {"command", "args", "password"})
+    unknown = sorted(map(str, set(event) - {"command", "args", "password"}))
     if unknown:
-        raise UnexpectedEvent(f"Unexpected key(s) {unknown}; expected {MANAGE_EVENT}.")
+        raise UnexpectedEvent(f"Unexpected key(s) {unknown[:8]}; expected {MANAGE_EVENT}.")
     command, args, password = event["command"], event.get("args", []), event.get("password")
-    if command not in ALLOWED_COMMANDS:
+    if not isinstance(command, str) or command not in ALLOWED_COMMANDS:
         raise CommandRefused(
-            f"Command {command!r} is not allowed here; allowed: {sorted(ALLOWED_COMMANDS)}."
+            f"Command {_shown_command(command)} is not allowed here; "
+            f"allowed: {sorted(ALLOWED_COMMANDS)}."
         )
     if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
-        raise UnexpectedEvent(f'"args" must be a list of strings, got {args!r}.')
+        raise UnexpectedEvent(
+            f'"args" must be a list of strings, got a {type(args).__name__}'
+            + (
+                f" holding {sorted({type(arg).__name__ for arg in args})}"
+                if isinstance(args, list)
+                else ""
+            )
+            + "."
+        )
+    for arg in args:
+        refused = _refused_option(arg)
+        if refused is not None:
+            raise UnexpectedEvent(
+                f"Option {refused!r} is refused here: the settings are the function's own, a "
+                'password goes in the event\'s "password" key, and help is "manage.py help '
+                f'{command}" on your machine.'
+            )
     if password is not None and (command != "createsuperuser" or not isinstance(password, str)):
         raise UnexpectedEvent('"password" is a string, and only for "createsuperuser".')
     return command, args, password
@@ -67,7 +113,14 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         os.environ["DJANGO_SUPERUSER_PASSWORD"] = password
     close_connections()
     try:
+        if command in DATABASE_COMMANDS:
+            ensure_database()
         call_command(command, *ALLOWED_COMMANDS[command], *args, stdout=output, stderr=output)
+    except SystemExit as exc:
+        # Whatever still makes a command exit must not end the Lambda runtime with it.
+        from django.core.management.base import CommandError
+
+        raise CommandError(f"{command} tried to exit the process (code {exc.code}).") from None
     finally:
         close_connections()
         if password is not None:

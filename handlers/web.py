@@ -43,11 +43,35 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             f"The web function got a {type(event).__name__} event; expected {HTTP_EVENTS}."
         )
     try:
-        adapter.infer(event, context)
+        request = adapter.infer(event, context)
     except (RuntimeError, KeyError, TypeError) as exc:
-        keys = sorted(event)[:8]
+        keys = sorted(map(str, event))[:8]
         raise UnexpectedEvent(
             f"The web function got an event with keys {keys}, which is not {HTTP_EVENTS}. "
             "Scheduled and direct invocations belong to the worker function."
         ) from exc
+    _check_request(request)
     return adapter(event, context)
+
+
+def _check_request(request: Any) -> None:
+    """Build the request Mangum will hand Django now, so that a malformed one is refused here
+    instead of crashing Mangum (headers not a mapping, a body that is not base64) or Django (a
+    method that is not a string)."""
+    try:
+        scope, _body = request.scope, request.body
+        problem = next(
+            (
+                f"{key!r} must be a string"
+                for key in ("method", "path")
+                if not isinstance(scope.get(key), str) or not scope[key]
+            ),
+            None,
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        problem = f"{type(exc).__name__}: {str(exc)[:120]}"
+    if problem is not None:
+        raise UnexpectedEvent(
+            f"The web function got a malformed {type(request).__name__} event ({problem}); "
+            f"expected {HTTP_EVENTS}, as AWS sends it."
+        )

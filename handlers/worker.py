@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from handlers.bootstrap import close_connections, setup_django
+from handlers.bootstrap import close_connections, ensure_database, setup_django
 from handlers.events import parse_worker_event
 
 
@@ -26,6 +26,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     started = time.monotonic()
     close_connections()
     try:
+        ensure_database()  # an unreachable database ends the invocation now, with a clear error
         summary = run_invocation(
             context.get_remaining_time_in_millis() / 1000,
             queue=request.queue,

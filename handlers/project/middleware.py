@@ -1,0 +1,47 @@
+"""An unreachable database answers 503 with a plain message, not a 500 page.
+
+The web function opens a connection per request; when the server is down, restarting or out of
+connections, the caller learns that it is temporary (``Retry-After``) and nothing about the
+server (the error itself goes to the log, as Django logs any failed request).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+logger = logging.getLogger("bgtask.web")
+
+RETRY_AFTER_SECONDS = 30
+
+
+class DatabaseUnavailableMiddleware:
+    """``MIDDLEWARE`` entry: database connection errors become ``503 Service Unavailable``.
+
+    >>> MIDDLEWARE = ["handlers.project.middleware.DatabaseUnavailableMiddleware", ...]
+
+    Covers the view and the lazy session and user look-ups it triggers.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            return self.unavailable(request, exception)
+        return None
+
+    @staticmethod
+    def unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+        logger.error("Database unavailable for %s %s: %s", request.method, request.path, exc)
+        response = JsonResponse(
+            {"error": "The database is unavailable; try again shortly."}, status=503
+        )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
