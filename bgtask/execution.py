@@ -11,6 +11,7 @@ from django.utils import timezone
 from bgtask import conf, registry, signals
 from bgtask.exceptions import UnknownTask
 from bgtask.models import Task
+from bgtask.redaction import redact
 from bgtask.scheduling import retry_delay
 from bgtask.serialization import UndecodableArguments, decode_arguments, encode_result
 from bgtask.store import TaskStore
@@ -78,6 +79,7 @@ def execute(task: Task, store: TaskStore) -> Outcome:
 def _record_error(
     task: Task, store: TaskStore, error: BaseException, text: str, started_at, *, retryable: bool
 ) -> Outcome:
+    text = redact(text)  # error text is stored and logged: no secret may reach either
     attempts = task.attempts + 1
     now = timezone.now()
     if retryable and attempts < conf.max_attempts():
@@ -120,4 +122,4 @@ def _record_error(
 
 
 def _summary(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:500]
+    return redact(f"{type(error).__name__}: {error}")[:500]
