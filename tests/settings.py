@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "bgtask",
     "tests.sampleapp",
+    "tests.reliability",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
