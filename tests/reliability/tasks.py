@@ -1,4 +1,4 @@
-"""Hostile tasks for the reliability suite; autodiscovered because tests.reliability is installed."""
+"""Hostile tasks for the reliability suite (autodiscovered: tests.reliability is installed)."""
 
 import os
 import sys

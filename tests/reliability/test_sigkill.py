@@ -63,8 +63,9 @@ def test_sigkill_at_random_points_loses_nothing_and_strands_nothing(full_count):
         worker = start_batch_process(60, BGTASK_TEST_MAX_RUN_TIME=str(LEASE))
         # Wait until it is inside the cycle (claiming, running, recording), then kill at random.
         wait_for(
-            lambda p=f"k{round_no}-": Execution.objects.filter(key__startswith=p).exists()
-            or worker.poll() is not None,
+            lambda p=f"k{round_no}-", w=worker: (
+                Execution.objects.filter(key__startswith=p).exists() or w.poll() is not None
+            ),
             message="the worker to start running tasks",
         )
         time.sleep(rng.uniform(0, 0.08))  # a random point in the cycle, not a wait for a state
@@ -74,9 +75,11 @@ def test_sigkill_at_random_points_loses_nothing_and_strands_nothing(full_count):
         worker.wait(timeout=10)
         killed_at = timezone.now()
         # Nothing is locked beyond the lease the dead worker took.
-        assert not Task.objects.running().filter(
-            locked_until__gt=killed_at + timedelta(seconds=LEASE)
-        ).exists()
+        assert (
+            not Task.objects.running()
+            .filter(locked_until__gt=killed_at + timedelta(seconds=LEASE))
+            .exists()
+        )
 
     wait_for(_leases_expired, message="every lease to expire")
     final = batch_result(start_batch_process(300))
