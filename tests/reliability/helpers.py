@@ -32,7 +32,17 @@ def execution_counts() -> Counter:
     return Counter(Execution.objects.values_list("key", flat=True))
 
 
-def other_backends() -> list[int]:
+def backend_id() -> int:
+    """This thread's connection id on the server."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_backend_pid()")
+        else:
+            cursor.execute("SELECT CONNECTION_ID()")
+        return cursor.fetchone()[0]
+
+
+def other_backends(exclude: tuple[int, ...] = ()) -> list[int]:
     """Ids of every other connection to this test database (the worker processes' ones)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -47,7 +57,7 @@ def other_backends() -> list[int]:
             )
         else:
             raise NotImplementedError(connection.vendor)
-        return [row[0] for row in cursor.fetchall()]
+        return [row[0] for row in cursor.fetchall() if row[0] not in exclude]
 
 
 def kill_backend(backend_id: int) -> None:
