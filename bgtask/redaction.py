@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
 
@@ -76,8 +77,12 @@ def secret_values() -> set[str]:
         for database in getattr(settings, "DATABASES", {}).values():
             found += _strings(database.get("PASSWORD", ""))
         for name in dir(settings):
-            if name.isupper() and SECRET_NAME.search(name):
-                found += _strings(getattr(settings, name, None))
+            # Only settings the project set: Django's empty defaults hold no secret, and reading
+            # a deprecated one (EMAIL_HOST_PASSWORD in Django 6.1) would warn on every error.
+            if name.isupper() and SECRET_NAME.search(name) and settings.is_overridden(name):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    found += _strings(getattr(settings, name, None))
     for name, value in os.environ.items():
         if SECRET_NAME.search(name):
             found.append(value)
