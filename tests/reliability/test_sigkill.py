@@ -52,11 +52,13 @@ def test_a_task_killed_mid_run_runs_again_once_its_lease_expires(tmp_path):
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_sigkill_at_random_points_loses_nothing_and_strands_nothing(full_count):
-    rounds = size(full_count, 50, 6)
-    per_round = 40
+    wanted_kills = size(full_count, 50, 6)
+    per_round = 150  # enough that the worker is still busy when the kill comes
     rng = random.Random(6)
-    all_keys, kills = [], 0
-    for round_no in range(rounds):
+    all_keys, kills, round_no = [], 0, 0
+    # A round whose worker finished before the kill does not count; give up on a runaway loop.
+    while kills < wanted_kills and round_no < 3 * wanted_kills:
+        round_no += 1
         keys = [f"k{round_no}-{i}" for i in range(per_round)]
         all_keys += keys
         enqueue_records(keys)
@@ -90,7 +92,8 @@ def test_sigkill_at_random_points_loses_nothing_and_strands_nothing(full_count):
     # Only the task running at the kill can have had its side effect without its outcome.
     repeats = sum(n - 1 for n in counts.values())
     assert repeats <= kills
+    assert kills == wanted_kills
     print(
-        f"\n[sigkill] {rounds} rounds, {kills} kills mid-cycle, {final['rescued']} rescued at "
+        f"\n[sigkill] {round_no} rounds, {kills} kills mid-cycle, {final['rescued']} rescued at "
         f"the end, {repeats} interrupted tasks ran again"
     )
