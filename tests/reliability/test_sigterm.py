@@ -9,11 +9,11 @@ from bgtask.models import Task
 from tests.conftest import start_process_tasks, wait_for
 from tests.reliability.helpers import enqueue_records, execution_counts
 from tests.sampleapp import tasks
+from tests.sampleapp.models import Execution
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-@pytest.mark.django_db(transaction=True)
-def test_stop_signal_lets_the_running_task_finish_and_releases_the_rest(tmp_path, sig):
+def _stop_during_the_long_task(tmp_path, sig) -> int:
+    """One run; returns how many tasks were claimed together with the long one."""
     # Fast tasks first, so the adaptive claim has grown past 1 when the long task is claimed
     # together with the low-priority ones behind it.
     enqueue_records([f"fast-{i}" for i in range(7)], priority=10)
@@ -22,12 +22,17 @@ def test_stop_signal_lets_the_running_task_finish_and_releases_the_rest(tmp_path
     enqueue_records([f"rest-{i}" for i in range(20)])
 
     worker = start_process_tasks("--duration", "120", "--sleep", "0.1", "--log-level", "INFO")
-    wait_for(started.exists, message="the long task to start")
-    claimed_with_it = Task.objects.running().count()
-    worker.send_signal(sig)
-    # The signal is in; only now may the long task finish.
-    release.touch()
-    _out, err = worker.communicate(timeout=60)
+    try:
+        wait_for(started.exists, message="the long task to start")
+        claimed_with_it = Task.objects.running().count()
+        worker.send_signal(sig)
+        # The signal is in; only now may the long task finish.
+        release.touch()
+        _out, err = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:  # a failed test must not leave a worker draining the next one
+            worker.kill()
+            worker.wait()
 
     assert worker.returncode == 0, err[-3000:]
     long_task.refresh_from_db()
@@ -40,8 +45,24 @@ def test_stop_signal_lets_the_running_task_finish_and_releases_the_rest(tmp_path
     assert not any(key.startswith("rest-") for key in ran), "a task started after the signal"
     assert unstarted.count() == 20
     released = sum(int(n) for n in re.findall(r"'released': (\d+)", err))
-    assert claimed_with_it > 1, "the long task was claimed alone; the release path was not hit"
     assert released == claimed_with_it - 1
+    return claimed_with_it
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.django_db(transaction=True)
+def test_stop_signal_lets_the_running_task_finish_and_releases_the_rest(tmp_path, sig):
+    # The claim size adapts to how fast batches go; on a loaded machine the long task may be
+    # claimed alone, which does not exercise the release. Try again then (rarely needed).
+    for attempt in range(3):
+        folder = tmp_path / str(attempt)
+        folder.mkdir()
+        claimed_with_it = _stop_during_the_long_task(folder, sig)
+        if claimed_with_it > 1:
+            break
+        Task.objects.all().delete()
+        Execution.objects.all().delete()
+    assert claimed_with_it > 1, "the long task was always claimed alone; release was not tested"
 
 
 @pytest.mark.django_db(transaction=True)
