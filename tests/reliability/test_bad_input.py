@@ -270,3 +270,22 @@ def test_process_tasks_bad_option_from_the_shell_is_one_line_and_exit_1():
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("CommandError: --queue")
+
+
+@pytest.mark.parametrize(
+    "lease",
+    [
+        {"locked_by": "gone-worker", "locked_until": None},  # running with no lease at all
+        {"locked_by": None, "locked_until": None},
+    ],
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_running_row_without_a_lease_is_rescued_not_stuck_forever(lease):
+    stuck = Task.objects.create(
+        task_name="sample.record", arguments='{"args": ["stuck"]}', status=Task.RUNNING, **lease
+    )
+    result = run_batch(30)
+    assert (result.rescued, result.succeeded) == (1, 1)
+    stuck.refresh_from_db()
+    assert stuck.status == Task.SUCCEEDED and stuck.attempts == 1
+    assert execution_counts() == {"stuck": 1}
