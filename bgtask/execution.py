@@ -122,4 +122,8 @@ def _record_error(
 
 
 def _summary(error: BaseException) -> str:
-    return redact(f"{type(error).__name__}: {error}")[:500]
+    try:
+        text = f"{type(error).__name__}: {error}"
+    except Exception:  # an exception whose __str__ raises must not take the batch down
+        text = f"{type(error).__name__} (its message cannot be shown)"
+    return redact(text)[:500]
