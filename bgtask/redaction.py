@@ -39,8 +39,10 @@ SECRET_NAME = re.compile(
     r"|SIGNING_?KEY|AUTH_?KEY|SESSION_?KEY|DATABASE_URL|_DSN$",
     re.IGNORECASE,
 )
-# user:password@ inside a URL, whatever the scheme; the password is group 2.
-URL_CREDENTIALS = re.compile(r"([a-z][a-z0-9+.\-]*://[^:/@\s]*:)([^@\s/]+)(@)", re.IGNORECASE)
+# :password@ after "://user" in a URL, whatever the scheme; the password is group 2. It starts
+# with a literal and every repeat is bounded: error text can be megabytes, and a pattern that
+# started with a character class or had unbounded runs would backtrack for seconds on it.
+URL_CREDENTIALS = re.compile(r"(://[^:/@\s]{0,256}:)([^@\s/]{1,256})(@)")
 
 
 def _strings(value: object) -> Iterator[str]:
