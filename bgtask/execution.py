@@ -24,6 +24,8 @@ SUCCEEDED, RETRIED, FAILED = "succeeded", "retried", "failed"
 # a task* are the task's failure; process_tasks turns SIGINT/SIGTERM into a flag, so a real signal
 # never arrives as one of these while a task runs.
 TASK_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+# last_error keeps at most this many characters (the end of the traceback).
+MAX_ERROR_CHARS = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,16 @@ def execute(task: Task, store: TaskStore) -> Outcome:
             task.id,
             type(value).__name__,
         )
+    elif result is not None and len(result.encode()) > conf.max_result_bytes():
+        # A huge value would fail the write (MariaDB's max_allowed_packet) and the batch with it.
+        logger.warning(
+            "Task %s #%s returned %d bytes of JSON, over BGTASK_MAX_RESULT_BYTES; its result is "
+            "not stored.",
+            task.task_name,
+            task.id,
+            len(result.encode()),
+        )
+        result = None
     recorded = store.mark_succeeded(task, result, started_at, finished_at)
     if recorded:
         task.status, task.result, task.finished_at = Task.SUCCEEDED, result, finished_at
@@ -80,6 +92,9 @@ def _record_error(
     task: Task, store: TaskStore, error: BaseException, text: str, started_at, *, retryable: bool
 ) -> Outcome:
     text = redact(text)  # error text is stored and logged: no secret may reach either
+    if len(text) > MAX_ERROR_CHARS:
+        # The end of a traceback says what failed; megabytes would fail the write itself.
+        text = f"[{len(text) - MAX_ERROR_CHARS} characters cut]\n" + text[-MAX_ERROR_CHARS:]
     attempts = task.attempts + 1
     now = timezone.now()
     if retryable and attempts < conf.max_attempts():
