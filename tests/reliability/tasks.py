@@ -43,3 +43,23 @@ def leak_secrets():
         f"token={os.environ.get('BGTASK_TEST_API_TOKEN', '')} "
         f"url=postgres://app:{os.environ.get('BGTASK_TEST_URL_PASSWORD', 'hunter2-url')}@db/app"
     )
+
+
+class _UnprintableError(Exception):
+    def __str__(self):
+        raise ValueError("this exception cannot be shown")
+
+
+@background(name="rel.raise_unprintable")
+def raise_unprintable():
+    raise _UnprintableError()
+
+
+@background(name="rel.raise_huge_message")
+def raise_huge_message(megabytes=20):
+    raise RuntimeError("x" * (megabytes * 1024 * 1024))
+
+
+@background(name="rel.return_huge_result")
+def return_huge_result(megabytes=20):
+    return "y" * (megabytes * 1024 * 1024)

@@ -59,3 +59,28 @@ def test_poison_tasks_fail_for_good_after_their_attempts():
     assert (second.failed, second.ran) == (len(POISON), len(POISON))
     _assert_poison_recorded(Task.FAILED)
     assert all(t.failed_at for t in Task.objects.failed())
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "says"),
+    [
+        ("rel.raise_unprintable", Task.QUEUED, "_UnprintableError"),
+        ("rel.raise_huge_message", Task.QUEUED, "characters cut]"),
+        ("rel.return_huge_result", Task.SUCCEEDED, ""),
+    ],
+)
+@pytest.mark.django_db(transaction=True)
+def test_unprintable_errors_and_huge_outcomes_are_recorded_without_breaking_the_batch(
+    name, status, says
+):
+    # 20 MB: over MariaDB's default max_allowed_packet (16 MB), so storing it whole would fail.
+    enqueue(name, [([], {})], priority=10)
+    enqueue_records(["good"])
+    result = run_batch(60)
+    assert result.ran == 2
+    task = Task.objects.get(task_name=name)
+    assert task.status == status and task.locked_by is None
+    assert says in task.last_error
+    assert len(task.last_error) < 70_000
+    assert task.result is None  # a huge result is dropped, not stored
+    assert execution_counts() == {"good": 1}
