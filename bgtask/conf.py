@@ -20,6 +20,10 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "MAX_RUN_TIME": (3600, "Seconds a task may stay locked before it is taken as abandoned."),
     "BGTASK_CLAIM_LIMIT": (100, "Most tasks one claim query takes; claims grow towards it."),
     "BGTASK_MAX_ARGS_BYTES": (65536, "Largest encoded arguments a task may carry, in bytes."),
+    "BGTASK_MAX_RESULT_BYTES": (
+        65536,
+        "Largest encoded return value stored in result, in bytes; a larger one is not stored.",
+    ),
     "BGTASK_DEFAULT_QUEUE": ("default", "Queue for tasks that do not name one."),
     "BGTASK_SQLITE_WAL": (True, "Switch SQLite databases to WAL mode on connect."),
     # Features
@@ -86,6 +90,10 @@ def claim_limit() -> int:
 
 def max_args_bytes() -> int:
     return int(_positive_number("BGTASK_MAX_ARGS_BYTES", integer=True))
+
+
+def max_result_bytes() -> int:
+    return int(_positive_number("BGTASK_MAX_RESULT_BYTES", integer=True))
 
 
 def default_queue() -> str:

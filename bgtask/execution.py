@@ -11,6 +11,7 @@ from django.utils import timezone
 from bgtask import conf, registry, repeating, signals, timeouts
 from bgtask.exceptions import UnknownTask
 from bgtask.models import Task
+from bgtask.redaction import redact
 from bgtask.scheduling import retry_delay
 from bgtask.serialization import UndecodableArguments, decode_arguments, encode_result
 from bgtask.store import TaskStore
@@ -23,6 +24,8 @@ SUCCEEDED, RETRIED, FAILED = "succeeded", "retried", "failed"
 # a task* are the task's failure; process_tasks turns SIGINT/SIGTERM into a flag, so a real signal
 # never arrives as one of these while a task runs.
 TASK_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+# last_error keeps at most this many characters (the end of the traceback).
+MAX_ERROR_CHARS = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,16 @@ def execute(task: Task, store: TaskStore) -> Outcome:
             task.id,
             type(value).__name__,
         )
+    elif result is not None and len(result.encode()) > conf.max_result_bytes():
+        # A huge value would fail the write (MariaDB's max_allowed_packet) and the batch with it.
+        logger.warning(
+            "Task %s #%s returned %d bytes of JSON, over BGTASK_MAX_RESULT_BYTES; its result is "
+            "not stored.",
+            task.task_name,
+            task.id,
+            len(result.encode()),
+        )
+        result = None
     with repeating.outcome_transaction(task, store.alias):
         recorded = store.mark_succeeded(task, result, started_at, finished_at)
         if recorded:
@@ -88,6 +101,10 @@ def execute(task: Task, store: TaskStore) -> Outcome:
 def _record_error(
     task: Task, store: TaskStore, error: BaseException, text: str, started_at, *, retryable: bool
 ) -> Outcome:
+    text = redact(text)  # error text is stored and logged: no secret may reach either
+    if len(text) > MAX_ERROR_CHARS:
+        # The end of a traceback says what failed; megabytes would fail the write itself.
+        text = f"[{len(text) - MAX_ERROR_CHARS} characters cut]\n" + text[-MAX_ERROR_CHARS:]
     attempts = task.attempts + 1
     now = timezone.now()
     if retryable and attempts < conf.max_attempts():
@@ -133,4 +150,8 @@ def _record_error(
 
 
 def _summary(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:500]
+    try:
+        text = f"{type(error).__name__}: {error}"
+    except Exception:  # an exception whose __str__ raises must not take the batch down
+        text = f"{type(error).__name__} (its message cannot be shown)"
+    return redact(text)[:500]

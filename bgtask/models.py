@@ -34,8 +34,12 @@ class TaskQuerySet(models.QuerySet):
         return self.filter(status=Task.RUNNING)
 
     def abandoned(self, now=None) -> TaskQuerySet:
-        """Running tasks whose lease has expired: their worker is taken as dead."""
-        return self.filter(status=Task.RUNNING, locked_until__lt=now or timezone.now())
+        """Running tasks whose lease has expired: their worker is taken as dead.
+
+        A running row with no lease at all (written by hand or by a bug; bgtask's claim always sets
+        one) counts as expired too, or nothing would ever run it again."""
+        expired = Q(locked_until__lt=now or timezone.now()) | Q(locked_until=None)
+        return self.filter(expired, status=Task.RUNNING)
 
     def succeeded(self) -> TaskQuerySet:
         return self.filter(status=Task.SUCCEEDED)

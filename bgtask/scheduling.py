@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 
@@ -26,10 +26,18 @@ def resolve_schedule(schedule: Schedule | None, now: datetime | None = None) -> 
         raise TypeError("schedule must be seconds, a timedelta or a datetime, not a bool.")
     if isinstance(schedule, datetime):
         if timezone.is_naive(schedule):
-            return timezone.make_aware(schedule, timezone.get_current_timezone())
+            schedule = timezone.make_aware(schedule, timezone.get_current_timezone())
+        try:
+            # The database stores UTC: a time with no UTC equivalent would fail later, at save.
+            schedule.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"schedule={schedule!r} is beyond any date in UTC.") from None
         return schedule
     if isinstance(schedule, timedelta):
-        return now + schedule
+        try:
+            return now + schedule
+        except OverflowError:
+            raise ValueError(f"schedule={schedule!r} is beyond any date.") from None
     if isinstance(schedule, (int, float)):
         if not math.isfinite(schedule):
             raise ValueError(f"schedule must be a finite number of seconds, got {schedule!r}.")

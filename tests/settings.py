@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "bgtask",
     "tests.sampleapp",
     "tests.features",
+    "tests.reliability",
 ]
 # Django's Tasks framework (Django >= 6.0) backed by bgtask's table: tests/features/test_backend.py.
 TASKS = {

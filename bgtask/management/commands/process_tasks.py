@@ -16,6 +16,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from bgtask import run_batch
+from bgtask.decorators import check_queue
 
 logger = logging.getLogger("bgtask.process_tasks")
 
@@ -90,6 +91,12 @@ class Command(BaseCommand):
             raise CommandError(f"--sleep must be a finite number of seconds >= 0, got {sleep}.")
         if duration != duration:
             raise CommandError("--duration must be a number of seconds.")
+        if queue is not None:
+            # Refused here as a CommandError (exit 1, one line), not as a traceback from run_batch.
+            try:
+                check_queue(queue)
+            except (TypeError, ValueError) as exc:
+                raise CommandError(f"--queue: {exc}") from None
         self._configure_logging(log_file, log_level, log_std)
 
         stop = threading.Event()
@@ -134,7 +141,10 @@ class Command(BaseCommand):
         if log_level:
             bgtask_logger.setLevel(log_level)
         if log_file:
-            handler = logging.FileHandler(log_file)
+            try:
+                handler = logging.FileHandler(log_file)
+            except OSError as exc:
+                raise CommandError(f"--log-file {log_file!r} cannot be opened: {exc}") from None
             handler.setFormatter(
                 logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
             )

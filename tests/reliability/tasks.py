@@ -1,0 +1,65 @@
+"""Hostile tasks for the reliability suite (autodiscovered: tests.reliability is installed)."""
+
+import os
+import sys
+
+from django.conf import settings
+
+from bgtask import background
+
+
+@background(name="rel.always_raise")
+def always_raise():
+    raise RuntimeError("poison: always raises")
+
+
+@background(name="rel.raise_system_exit")
+def raise_system_exit():
+    sys.exit(3)
+
+
+@background(name="rel.raise_keyboard_interrupt")
+def raise_keyboard_interrupt():
+    raise KeyboardInterrupt("poison: Ctrl-C from inside a task")
+
+
+@background(name="rel.return_non_json")
+def return_non_json():
+    return {"when": object(), "items": {1, 2}}
+
+
+@background(name="rel.recurse_forever")
+def recurse_forever(depth=0):
+    return recurse_forever.func(depth + 1)
+
+
+@background(name="rel.leak_secrets")
+def leak_secrets():
+    """Fails with every secret it can reach in its message, the way a careless client library
+    would quote a connection string or a header."""
+    password = settings.DATABASES["default"].get("PASSWORD") or ""
+    raise RuntimeError(
+        f"could not authenticate: key={settings.SECRET_KEY} db_password={password} "
+        f"token={os.environ.get('BGTASK_TEST_API_TOKEN', '')} "
+        f"url=postgres://app:{os.environ.get('BGTASK_TEST_URL_PASSWORD', 'hunter2-url')}@db/app"
+    )
+
+
+class _UnprintableError(Exception):
+    def __str__(self):
+        raise ValueError("this exception cannot be shown")
+
+
+@background(name="rel.raise_unprintable")
+def raise_unprintable():
+    raise _UnprintableError()
+
+
+@background(name="rel.raise_huge_message")
+def raise_huge_message(megabytes=20):
+    raise RuntimeError("x" * (megabytes * 1024 * 1024))
+
+
+@background(name="rel.return_huge_result")
+def return_huge_result(megabytes=20):
+    return "y" * (megabytes * 1024 * 1024)
