@@ -7,15 +7,11 @@
 >>> run_batch(55)            # runs what is due, for at most 55 s
 """
 
-from importlib import import_module
 from typing import Any
 
 from bgtask.batch import BatchResult, run_batch
 from bgtask.decorators import TaskFunction, background
 
-# These modules import the models, which cannot load while INSTALLED_APPS is still being read
-# (when Django imports this package), so they are imported on first use.
-_LAZY = {"enqueue_many": "bgtask.bulk", "Call": "bgtask.bulk", "cancel": "bgtask.cancellation"}
 
 __all__ = [
     "BatchResult",
@@ -30,6 +26,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
+    # bulk and cancellation import the models, which cannot load while Django is still reading
+    # INSTALLED_APPS (when it imports this package), so they are imported on first use.
+    if name in ("enqueue_many", "Call"):
+        from bgtask import bulk
+
+        return getattr(bulk, name)
+    if name == "cancel":
+        from bgtask.cancellation import cancel
+
+        return cancel
     raise AttributeError(f"module 'bgtask' has no attribute {name!r}")
