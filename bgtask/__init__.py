@@ -12,7 +12,6 @@ from typing import Any
 from bgtask.batch import BatchResult, run_batch
 from bgtask.decorators import TaskFunction, background
 
-
 __all__ = [
     "BatchResult",
     "Call",
