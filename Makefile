@@ -10,7 +10,7 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 MARIADB_URL ?= mysql://root@127.0.0.1:3306/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint test-sqlite test-postgres test-mariadb install clean
+.PHONY: demo test lint test-sqlite test-postgres test-mariadb install clean bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ test-postgres: $(BIN)/.installed
 test-mariadb: $(BIN)/.installed
 	@echo "=== test suite on MariaDB ==="
 	DATABASE_URL=$(MARIADB_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The benchmark (not part of the test run): `make bench BENCH_ARGS=--quick` for a smoke run.
+BENCH_ARGS ?=
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache demo.sqlite3*
