@@ -27,9 +27,13 @@ def _due_filter(queue: str | None) -> tuple[str, list]:
 
 
 class Dialect:
+    #: Appended to the WHERE of outcome UPDATEs; PostgreSQL makes their commit asynchronous.
+    outcome_where = ""
+
     def __init__(self, alias: str) -> None:
         self.alias = alias
         self.connection = connections[alias]
+        self._outcome_sql: dict[tuple[tuple[str, ...], str], str] = {}
         self.table = self.connection.ops.quote_name(Task._meta.db_table)
         self.columns = ", ".join(
             self.connection.ops.quote_name(f.column) for f in Task._meta.concrete_fields
@@ -39,6 +43,32 @@ class Dialect:
         self, worker_id: str, limit: int, now: datetime, lease_until: datetime, queue: str | None
     ) -> list[Task]:
         raise NotImplementedError
+
+    def finish(self, task_id: int, locked_by: str, fields: dict[str, object]) -> int:
+        """Write an outcome (``fields``) to a task this worker still holds; the rows updated.
+
+        One raw statement in autocommit: the outcome is committed before the next task starts, in
+        a single round trip, without the ORM building the same query again for every task.
+        """
+        connection = self.connection
+        # Inside a caller's transaction the commit is theirs, so it keeps their durability.
+        extra = "" if connection.in_atomic_block else self.outcome_where
+        names = tuple(fields)
+        sql = self._outcome_sql.get((names, extra))
+        if sql is None:
+            quote = connection.ops.quote_name
+            assignments = ", ".join(f"{quote(Task._meta.get_field(n).column)} = %s" for n in names)
+            sql = (
+                f"UPDATE {self.table} SET {assignments} "
+                f"WHERE id = %s AND status = 'running' AND locked_by = %s{extra}"
+            )
+            self._outcome_sql[(names, extra)] = sql
+        adapt = connection.ops.adapt_datetimefield_value
+        params = [adapt(v) if isinstance(v, datetime) else v for v in fields.values()]
+        params += (task_id, locked_by)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount
 
 
 class UpdateReturningDialect(Dialect):
@@ -62,6 +92,15 @@ class UpdateReturningDialect(Dialect):
 
 class PostgresDialect(UpdateReturningDialect):
     lock_clause = " FOR UPDATE SKIP LOCKED"
+    # The outcome's own one-statement transaction commits without waiting for the WAL flush, as
+    # ``SET LOCAL synchronous_commit = off`` would (set_config(..., true) lasts for this
+    # transaction only). The commit is visible at once and no worker crash can lose it; only a
+    # crash of the PostgreSQL server itself within ~3 x wal_writer_delay could, and then the task
+    # is still 'running' under its lease, so it is rescued and run again, never lost. Unlike a
+    # session-level SET it leaves the session unchanged (RDS Proxy need not pin the connection)
+    # and, being part of the UPDATE, adds no round trip. In the WHERE clause it is evaluated only
+    # for the row the primary key finds, which is cheaper for the server than a joined subquery.
+    outcome_where = " AND set_config('synchronous_commit', 'off', true) = 'off'"
 
 
 class SQLiteDialect(UpdateReturningDialect):

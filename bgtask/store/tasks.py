@@ -155,13 +155,7 @@ class TaskStore:
         """Write an outcome if ``task`` is still ours; False when the lease was lost meanwhile."""
         fields.setdefault("locked_by", None)
         fields.setdefault("locked_until", None)
-        updated = self._run(
-            lambda: (
-                Task.objects.using(self.alias)
-                .filter(id=task.id, status=Task.RUNNING, locked_by=task.locked_by)
-                .update(**fields)
-            )
-        )
+        updated = self._run(lambda: self.dialect.finish(task.id, task.locked_by, fields))
         if not updated:
             logger.warning(
                 "Task %s #%s: lease lost before its outcome was written (it ran past its lease "
