@@ -193,7 +193,7 @@ def measure(options) -> dict:
         if want("drain"):
             log(f"drain {sizes['drain']} on {vendor}")
             results[f"drain/{vendor}"] = run_json(
-                bgtask_cmd("drain", "--n", sizes["drain"]), vendor
+                bgtask_cmd("drain", "--n", sizes["drain"], "--repeats", options.repeats), vendor
             )
             if not options.skip_peers:
                 for peer in PEERS:
@@ -409,6 +409,9 @@ def main() -> None:
     parser.add_argument("--skip-peers", action="store_true", help="Do not run the peers.")
     parser.add_argument("--quick", action="store_true", help="Every size divided by 10.")
     parser.add_argument("--workers", type=int, default=4, help="Processes in the parallel run.")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="bgtask drain runs per database (median shown)."
+    )
     for key, value in FULL.items():
         if key != "rss":
             parser.add_argument(

@@ -3,7 +3,7 @@
 - PostgreSQL: one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``, so
   concurrent claimers skip each other's rows instead of waiting, in a single round trip.
 - MariaDB/MySQL: no ``UPDATE ... RETURNING``; ``SELECT ... FOR UPDATE SKIP LOCKED`` then ``UPDATE``
-  in one short transaction.
+  in one short transaction, the SELECT walking the priorities one by one (see ``MySQLDialect``).
 - SQLite: no row locks, but a single ``UPDATE ... RETURNING`` statement takes the write lock for its
   whole duration, so two processes can never claim the same row; a deferred read-then-write
   transaction could instead fail with "database is locked" on the lock upgrade.
@@ -111,14 +111,27 @@ class MySQLDialect(Dialect):
     def claim(self, worker_id, limit, now, lease_until, queue):
         manager = Task.objects.db_manager(self.alias)
         with transaction.atomic(using=self.alias):
-            candidates = manager.filter(status=Task.QUEUED, run_at__lte=now)
+            queued = manager.filter(status=Task.QUEUED)
             if queue is not None:
-                candidates = candidates.filter(queue=queue)
-            rows = list(
-                candidates.order_by("-priority", "run_at", "id").select_for_update(
-                    skip_locked=True
-                )[:limit]
-            )
+                queued = queued.filter(queue=queue)
+            rows: list[Task] = []
+            priority = None
+            # A loose index scan over priorities, highest first. One query ordered by
+            # (priority DESC, run_at, id) and filtered on run_at cannot stop early in MariaDB's
+            # (status, priority DESC, run_at, id) index when the queued rows are not due yet: it
+            # reads every scheduled row (2 s per empty claim beside 1,000,000 of them). With the
+            # priority fixed, run_at <= now is a bounded range of that index, and finding the next
+            # lower priority is a single index probe.
+            while len(rows) < limit:
+                lower = queued if priority is None else queued.filter(priority__lt=priority)
+                priority = lower.order_by("-priority").values_list("priority", flat=True).first()
+                if priority is None:
+                    break
+                rows += (
+                    queued.filter(priority=priority, run_at__lte=now)
+                    .order_by("run_at", "id")
+                    .select_for_update(skip_locked=True)[: limit - len(rows)]
+                )
             if rows:
                 manager.filter(id__in=[t.id for t in rows]).update(
                     status=Task.RUNNING,
