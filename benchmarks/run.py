@@ -282,7 +282,7 @@ def table(results: dict, options) -> str:
                 if peers.get("dtd"):
                     ok = ok and ours["rate"] >= 30 * peers["dtd"]["rate"]
             row(
-                f"drain {ours['n']:,} no-op, 1 process",
+                f"drain {ours['n']:,} no-op, 1 process, median of {len(ours['samples'])}",
                 vendor,
                 fmt(ours["rate"]),
                 peers,
