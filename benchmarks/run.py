@@ -308,14 +308,16 @@ def table(results: dict, options) -> str:
     for vendor in options.dbs:
         if f"bulk/{vendor}" in results:
             ours = results[f"bulk/{vendor}"]
-            row(
-                f"bulk {ours['n']:,} rows ({ours['how']})",
-                vendor,
-                fmt(ours["rate"], " rows/s"),
-                None,
-                ">= 30,000 rows/s",
-                ours["rate"] >= 30000,
-            )
+            for how in ("api", "store"):
+                figure = ours[how]
+                row(
+                    f"bulk {ours['n']:,} rows, {figure['how']}",
+                    vendor,
+                    fmt(figure["rate"], " rows/s"),
+                    None,
+                    ">= 30,000 rows/s",
+                    figure["rate"] >= 30000,
+                )
     if "parallel/1" in results:
         one = results["parallel/1"]
         many = results[f"parallel/{options.workers}"]

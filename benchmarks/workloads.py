@@ -147,29 +147,37 @@ def enqueue(n: int) -> dict:
 
 
 def bulk(n: int) -> dict:
-    """``n`` rows in one bulk call: the public bulk API when this branch has one, else
-    ``Task.objects.bulk_create`` of rows built (and validated) by ``TaskFunction.build_row``."""
+    """``n`` rows in one bulk call, built (and validated) by ``TaskFunction.build_row``: through
+    the public bulk API when this branch has one, else ``Task.objects.bulk_create``; and through
+    ``TaskStore.insert_rows``, the store's raw multi-row INSERT a bulk API can use."""
     from django.db import connection
 
     from benchmarks.benchapp.tasks import noop
     from bgtask.models import Task
+    from bgtask.store import TaskStore
 
-    reset()
-    connection.ensure_connection()
+    figures = {"n": n}
     bulk_api = getattr(noop, "bulk_enqueue", None)
-    started = time.perf_counter()
-    if bulk_api is not None:
-        bulk_api([([i], {}) for i in range(n)])
-        how = "TaskFunction.bulk_enqueue"
-    else:
-        Task.objects.bulk_create(
-            [Task(**noop.build_row([i], {}, None, None, None)) for i in range(n)],
-            batch_size=SEED_BATCH,
-        )
-        how = "Task.objects.bulk_create(build_row rows)"
-    seconds = time.perf_counter() - started
-    assert Task.objects.count() == n
-    return {"n": n, "seconds": seconds, "rate": n / seconds, "how": how}
+    for how in ("api", "store"):
+        reset()
+        connection.ensure_connection()
+        started = time.perf_counter()
+        if how == "store":
+            TaskStore().insert_rows([noop.build_row([i], {}, None, None, None) for i in range(n)])
+            label = "TaskStore.insert_rows(build_row rows)"
+        elif bulk_api is not None:
+            bulk_api([([i], {}) for i in range(n)])
+            label = "TaskFunction.bulk_enqueue"
+        else:
+            Task.objects.bulk_create(
+                [Task(**noop.build_row([i], {}, None, None, None)) for i in range(n)],
+                batch_size=SEED_BATCH,
+            )
+            label = "Task.objects.bulk_create(build_row rows)"
+        seconds = time.perf_counter() - started
+        assert Task.objects.count() == n
+        figures[how] = {"how": label, "seconds": seconds, "rate": n / seconds}
+    return figures
 
 
 def backlog(n: int, future: int, repeats: int) -> dict:

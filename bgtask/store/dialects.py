@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.db import connections, transaction
@@ -70,6 +71,21 @@ class Dialect:
             cursor.execute(sql, params)
             return cursor.rowcount
 
+    def insert(self, names: Sequence[str], rows: Sequence[Sequence[object]]) -> int:
+        """INSERT ``rows`` (values in the order of field ``names``) in one statement."""
+        connection = self.connection
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(Task._meta.get_field(n).column) for n in names)
+        placeholders = "(" + ", ".join(["%s"] * len(names)) + ")"
+        adapt = connection.ops.adapt_datetimefield_value
+        params = [adapt(v) if isinstance(v, datetime) else v for row in rows for v in row]
+        sql = f"INSERT INTO {self.table} ({columns}) VALUES " + ", ".join(
+            [placeholders] * len(rows)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        return len(rows)
+
 
 class UpdateReturningDialect(Dialect):
     """PostgreSQL and SQLite: claim in one statement."""
@@ -101,6 +117,22 @@ class PostgresDialect(UpdateReturningDialect):
     # and, being part of the UPDATE, adds no round trip. In the WHERE clause it is evaluated only
     # for the row the primary key finds, which is cheaper for the server than a joined subquery.
     outcome_where = " AND set_config('synchronous_commit', 'off', true) = 'off'"
+
+    def insert(self, names, rows):
+        # COPY: psycopg streams the rows without a statement of 30,000 literals to quote and for
+        # the server to parse (three times faster than a multi-row INSERT for 100,000 rows).
+        quote = self.connection.ops.quote_name
+        columns = ", ".join(quote(Task._meta.get_field(n).column) for n in names)
+        sql = f"COPY {self.table} ({columns}) FROM STDIN"
+        # The raw psycopg cursor: Django's wrapper has no copy(); errors still become Django's.
+        with (
+            self.connection.cursor() as cursor,
+            self.connection.wrap_database_errors,
+            cursor.cursor.copy(sql) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return len(rows)
 
 
 class SQLiteDialect(UpdateReturningDialect):
