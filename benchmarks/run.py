@@ -219,7 +219,13 @@ def measure(options) -> dict:
             log(f"backlog {sizes['backlog_due']} + {sizes['backlog_future']} on {vendor}")
             results[f"backlog/{vendor}"] = run_json(
                 bgtask_cmd(
-                    "backlog", "--n", sizes["backlog_due"], "--future", sizes["backlog_future"]
+                    "backlog",
+                    "--n",
+                    sizes["backlog_due"],
+                    "--future",
+                    sizes["backlog_future"],
+                    "--repeats",
+                    5,
                 ),
                 vendor,
             )
