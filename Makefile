@@ -10,7 +10,7 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 MARIADB_URL ?= mysql://root@127.0.0.1:3306/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint test-sqlite test-postgres test-mariadb test-django52 install clean
+.PHONY: demo test lint test-sqlite test-postgres test-mariadb test-django52 install clean bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ test-django52: $(DJ52_VENV)/bin/.installed
 	@echo "=== test suite on SQLite with Django 5.2 LTS ==="
 	DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH=. $(DJ52_VENV)/bin/python -m django makemigrations --check --dry-run
 	$(DJ52_VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The benchmark (not part of the test run): `make bench BENCH_ARGS=--quick` for a smoke run.
+BENCH_ARGS ?=
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DJ52_VENV) *.egg-info .pytest_cache demo.sqlite3*

@@ -3,7 +3,7 @@
 - PostgreSQL: one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``, so
   concurrent claimers skip each other's rows instead of waiting, in a single round trip.
 - MariaDB/MySQL: no ``UPDATE ... RETURNING``; ``SELECT ... FOR UPDATE SKIP LOCKED`` then ``UPDATE``
-  in one short transaction.
+  in one short transaction, the SELECT walking the priorities one by one (see ``MySQLDialect``).
 - SQLite: no row locks, but a single ``UPDATE ... RETURNING`` statement takes the write lock for its
   whole duration, so two processes can never claim the same row; a deferred read-then-write
   transaction could instead fail with "database is locked" on the lock upgrade.
@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.db import connections, transaction
@@ -27,9 +28,13 @@ def _due_filter(queue: str | None) -> tuple[str, list]:
 
 
 class Dialect:
+    #: Appended to the WHERE of outcome UPDATEs; PostgreSQL makes their commit asynchronous.
+    outcome_where = ""
+
     def __init__(self, alias: str) -> None:
         self.alias = alias
         self.connection = connections[alias]
+        self._outcome_sql: dict[tuple[tuple[str, ...], str], str] = {}
         self.table = self.connection.ops.quote_name(Task._meta.db_table)
         self.columns = ", ".join(
             self.connection.ops.quote_name(f.column) for f in Task._meta.concrete_fields
@@ -39,6 +44,47 @@ class Dialect:
         self, worker_id: str, limit: int, now: datetime, lease_until: datetime, queue: str | None
     ) -> list[Task]:
         raise NotImplementedError
+
+    def finish(self, task_id: int, locked_by: str, fields: dict[str, object]) -> int:
+        """Write an outcome (``fields``) to a task this worker still holds; the rows updated.
+
+        One raw statement in autocommit: the outcome is committed before the next task starts, in
+        a single round trip, without the ORM building the same query again for every task.
+        """
+        connection = self.connection
+        # Inside a caller's transaction the commit is theirs, so it keeps their durability.
+        extra = "" if connection.in_atomic_block else self.outcome_where
+        names = tuple(fields)
+        sql = self._outcome_sql.get((names, extra))
+        if sql is None:
+            quote = connection.ops.quote_name
+            assignments = ", ".join(f"{quote(Task._meta.get_field(n).column)} = %s" for n in names)
+            sql = (
+                f"UPDATE {self.table} SET {assignments} "
+                f"WHERE id = %s AND status = 'running' AND locked_by = %s{extra}"
+            )
+            self._outcome_sql[(names, extra)] = sql
+        adapt = connection.ops.adapt_datetimefield_value
+        params = [adapt(v) if isinstance(v, datetime) else v for v in fields.values()]
+        params += (task_id, locked_by)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount
+
+    def insert(self, names: Sequence[str], rows: Sequence[Sequence[object]]) -> int:
+        """INSERT ``rows`` (values in the order of field ``names``) in one statement."""
+        connection = self.connection
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(Task._meta.get_field(n).column) for n in names)
+        placeholders = "(" + ", ".join(["%s"] * len(names)) + ")"
+        adapt = connection.ops.adapt_datetimefield_value
+        params = [adapt(v) if isinstance(v, datetime) else v for row in rows for v in row]
+        sql = f"INSERT INTO {self.table} ({columns}) VALUES " + ", ".join(
+            [placeholders] * len(rows)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        return len(rows)
 
 
 class UpdateReturningDialect(Dialect):
@@ -62,6 +108,31 @@ class UpdateReturningDialect(Dialect):
 
 class PostgresDialect(UpdateReturningDialect):
     lock_clause = " FOR UPDATE SKIP LOCKED"
+    # The outcome's own one-statement transaction commits without waiting for the WAL flush, as
+    # ``SET LOCAL synchronous_commit = off`` would (set_config(..., true) lasts for this
+    # transaction only). The commit is visible at once and no worker crash can lose it; only a
+    # crash of the PostgreSQL server itself within ~3 x wal_writer_delay could, and then the task
+    # is still 'running' under its lease, so it is rescued and run again, never lost. Unlike a
+    # session-level SET it leaves the session unchanged (RDS Proxy need not pin the connection)
+    # and, being part of the UPDATE, adds no round trip. In the WHERE clause it is evaluated only
+    # for the row the primary key finds, which is cheaper for the server than a joined subquery.
+    outcome_where = " AND set_config('synchronous_commit', 'off', true) = 'off'"
+
+    def insert(self, names, rows):
+        # COPY: psycopg streams the rows without a statement of 30,000 literals to quote and for
+        # the server to parse (three times faster than a multi-row INSERT for 100,000 rows).
+        quote = self.connection.ops.quote_name
+        columns = ", ".join(quote(Task._meta.get_field(n).column) for n in names)
+        sql = f"COPY {self.table} ({columns}) FROM STDIN"
+        # The raw psycopg cursor: Django's wrapper has no copy(); errors still become Django's.
+        with (
+            self.connection.cursor() as cursor,
+            self.connection.wrap_database_errors,
+            cursor.cursor.copy(sql) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return len(rows)
 
 
 class SQLiteDialect(UpdateReturningDialect):
@@ -72,14 +143,27 @@ class MySQLDialect(Dialect):
     def claim(self, worker_id, limit, now, lease_until, queue):
         manager = Task.objects.db_manager(self.alias)
         with transaction.atomic(using=self.alias):
-            candidates = manager.filter(status=Task.QUEUED, run_at__lte=now)
+            queued = manager.filter(status=Task.QUEUED)
             if queue is not None:
-                candidates = candidates.filter(queue=queue)
-            rows = list(
-                candidates.order_by("-priority", "run_at", "id").select_for_update(
-                    skip_locked=True
-                )[:limit]
-            )
+                queued = queued.filter(queue=queue)
+            rows: list[Task] = []
+            priority = None
+            # A loose index scan over priorities, highest first. One query ordered by
+            # (priority DESC, run_at, id) and filtered on run_at cannot stop early in MariaDB's
+            # (status, priority DESC, run_at, id) index when the queued rows are not due yet: it
+            # reads every scheduled row (2 s per empty claim beside 1,000,000 of them). With the
+            # priority fixed, run_at <= now is a bounded range of that index, and finding the next
+            # lower priority is a single index probe.
+            while len(rows) < limit:
+                lower = queued if priority is None else queued.filter(priority__lt=priority)
+                priority = lower.order_by("-priority").values_list("priority", flat=True).first()
+                if priority is None:
+                    break
+                rows += (
+                    queued.filter(priority=priority, run_at__lte=now)
+                    .order_by("run_at", "id")
+                    .select_for_update(skip_locked=True)[: limit - len(rows)]
+                )
             if rows:
                 manager.filter(id__in=[t.id for t in rows]).update(
                     status=Task.RUNNING,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from django.db import InterfaceError, OperationalError, connections, router
+from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.utils import timezone
 
 from bgtask.models import Task
@@ -19,6 +19,9 @@ ABANDONED_MESSAGE = (
     "Abandoned: the worker {worker} held this task past its lease (until {until}) without "
     "recording an outcome; it was probably killed. Counted as a failed attempt."
 )
+FIELD_NAMES = frozenset(f.name for f in Task._meta.concrete_fields if not f.primary_key)
+# Parameters per INSERT statement: below SQLite's 32,766 and PostgreSQL's 65,535 limits.
+INSERT_PARAMS = 30_000
 # How long a write keeps retrying while SQLite reports another writer holds the lock.
 SQLITE_LOCKED_PATIENCE = 60.0
 
@@ -162,19 +165,56 @@ class TaskStore:
             .update(status=Task.QUEUED, locked_by=None, locked_until=None, started_at=None)
         )
 
+    # -- enqueueing --------------------------------------------------------------------------
+
+    def insert_rows(self, rows: Sequence[dict[str, object]]) -> int:
+        """Insert many new tasks, all or none, a few large INSERT statements in one transaction.
+
+        ``rows`` are field values as ``TaskFunction.build_row`` returns them (already validated);
+        every row must name the same fields. Fields a row leaves out get the model's default,
+        computed once for the whole call (so the rows share one ``created_at``). Faster than
+        ``bulk_create``, which prepares every field of every row through the ORM.
+
+        >>> TaskStore().insert_rows([send_mail.build_row([i], {}, None, None, None) for i in ids])
+        1000
+        """
+        if not rows:
+            return 0
+        names = tuple(rows[0])
+        unknown = set(names) - FIELD_NAMES
+        if unknown:
+            raise ValueError(f"Task has no field(s) {', '.join(sorted(unknown))}.")
+        defaults = {
+            field.name: field.get_default()
+            for field in Task._meta.concrete_fields
+            if not field.primary_key
+            and field.name not in names
+            and (field.has_default() or not field.null)
+        }
+        all_names = (*names, *defaults)
+        constant = tuple(defaults.values())
+        values = []
+        for row in rows:
+            if len(row) != len(names) or any(name not in row for name in names):
+                raise ValueError(
+                    f"Every row must name the same fields as the first ({', '.join(names)}); "
+                    f"got {', '.join(row)}."
+                )
+            values.append((*(row[name] for name in names), *constant))
+        limit = min(INSERT_PARAMS, self.connection.features.max_query_params or INSERT_PARAMS)
+        per_statement = max(1, limit // len(all_names))
+        with transaction.atomic(using=self.alias):
+            for start in range(0, len(values), per_statement):
+                self.dialect.insert(all_names, values[start : start + per_statement])
+        return len(values)
+
     # -- outcomes ---------------------------------------------------------------------------
 
     def _finish(self, task: Task, **fields) -> bool:
         """Write an outcome if ``task`` is still ours; False when the lease was lost meanwhile."""
         fields.setdefault("locked_by", None)
         fields.setdefault("locked_until", None)
-        updated = self._run(
-            lambda: (
-                Task.objects.using(self.alias)
-                .filter(id=task.id, status=Task.RUNNING, locked_by=task.locked_by)
-                .update(**fields)
-            )
-        )
+        updated = self._run(lambda: self.dialect.finish(task.id, task.locked_by, fields))
         if not updated:
             logger.warning(
                 "Task %s #%s: lease lost before its outcome was written (it ran past its lease "

@@ -1,0 +1,20 @@
+"""Django settings for the bgtask side of the benchmark; BENCH_DB picks sqlite/postgres/mariadb."""
+
+import os
+
+from benchmarks.dbs import database_settings
+
+SECRET_KEY = "benchmark-only-not-secret"
+DEBUG = False  # DEBUG=True would keep every query in memory and skew time and RSS
+USE_TZ = True
+TIME_ZONE = "UTC"
+DATABASES = {"default": database_settings(os.environ.get("BENCH_DB", "sqlite"))}
+INSTALLED_APPS = ["bgtask", "benchmarks.benchapp"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"bgtask": {"handlers": ["console"], "level": "WARNING"}},
+}
+SILENCED_SYSTEM_CHECKS = ["models.W037"]  # MariaDB: migration 0002 adds full indexes
