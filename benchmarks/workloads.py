@@ -177,7 +177,7 @@ def bulk(n: int) -> dict:
     from bgtask.store import TaskStore
 
     figures = {"n": n}
-    bulk_api = getattr(noop, "bulk_enqueue", None)
+    bulk_api = getattr(noop, "bulk", None)
     for how in ("api", "store"):
         reset()
         connection.ensure_connection()
@@ -186,8 +186,8 @@ def bulk(n: int) -> dict:
             TaskStore().insert_rows([noop.build_row([i], {}, None, None, None) for i in range(n)])
             label = "TaskStore.insert_rows(build_row rows)"
         elif bulk_api is not None:
-            bulk_api([([i], {}) for i in range(n)])
-            label = "TaskFunction.bulk_enqueue"
+            bulk_api([(i,) for i in range(n)], return_tasks=False)
+            label = "fn.bulk(..., return_tasks=False)"
         else:
             Task.objects.bulk_create(
                 [Task(**noop.build_row([i], {}, None, None, None)) for i in range(n)],

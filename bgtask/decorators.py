@@ -142,18 +142,30 @@ class TaskFunction:
         options = {key: kwargs.pop(key) for key in self.call_options if key in kwargs}
         return Call(self, args, kwargs, options)
 
-    def bulk(self, calls: Iterable[Call | tuple[Any, ...] | list[Any]], **options: Any) -> list:
+    def bulk(
+        self,
+        calls: Iterable[Call | tuple[Any, ...] | list[Any]],
+        *,
+        return_tasks: bool = True,
+        **options: Any,
+    ) -> list[Task] | int:
         """Enqueue many calls of this task in one INSERT; each item is a tuple of positional
         arguments or a ``fn.call(...)``. ``options`` (``schedule=``, ``queue=``, ...) apply to
-        every tuple item. Returns the Task rows in order.
+        every tuple item. Returns the Task rows in order, or with ``return_tasks=False`` (the
+        fast path for large batches) their number.
 
         >>> send_email.bulk([(1,), (2,), (3,)], schedule=60)
+        >>> send_email.bulk(((i,) for i in range(100_000)), return_tasks=False)
+        100000
         """
         from bgtask.bulk import Call, enqueue_many
 
         return enqueue_many(
-            item if isinstance(item, Call) else Call(self, tuple(item), {}, dict(options))
-            for item in calls
+            (
+                item if isinstance(item, Call) else Call(self, tuple(item), {}, dict(options))
+                for item in calls
+            ),
+            return_tasks=return_tasks,
         )
 
     def build_row(

@@ -59,3 +59,37 @@ def test_unique_calls_are_refused_in_bulk():
 
 def test_an_empty_batch_writes_nothing():
     assert tasks.record.bulk([]) == []
+
+
+def test_fast_path_returns_the_count_and_writes_the_same_rows(received):
+    count = tasks.record.bulk(((f"f{i}",) for i in range(3000)), priority=2, return_tasks=False)
+    assert count == 3000
+    assert Task.objects.count() == 3000
+    stored = Task.objects.order_by("id")
+    assert [t.args for t in stored[:2]] == [["f0"], ["f1"]]
+    assert set(stored.values_list("priority", "queue", "status", "attempts").distinct()) == {
+        (2, "default", Task.QUEUED, 0)
+    }
+    assert [name for name, _ in received].count("task_enqueued") == 3000
+    assert run_batch(60).succeeded == 3000
+
+
+def test_fast_path_mixes_calls_with_and_without_options():
+    count = enqueue_many(
+        [tasks.record.call("plain"), sample.add.call(1, b=2, timeout=4, repeat=3600)],
+        return_tasks=False,
+    )
+    assert count == 2
+    plain = Task.objects.get(task_name="features.record")
+    add = Task.objects.get(task_name="sample.add")
+    assert (plain.timeout, plain.repeat) == (None, 0)
+    assert (add.timeout, add.repeat, add.kwargs) == (4.0, 3600, {"b": 2})
+
+
+def test_fast_path_refuses_a_bad_call_and_writes_nothing():
+    with pytest.raises(TypeError, match="Call 2"):
+        enqueue_many(
+            [tasks.record.call("a"), tasks.record.call("b"), tasks.record.call(object())],
+            return_tasks=False,
+        )
+    assert Task.objects.count() == 0
