@@ -117,10 +117,19 @@ class Task(models.Model):
                 condition=Q(status="queued"),
                 name="bgtask_due_queue_idx",
             ),
-            # Finds expired leases without scanning history.
-            models.Index(fields=["status", "locked_until"], name="bgtask_lease_idx"),
-            # Finds history older than the retention for the pruner (bgtask.pruning).
-            models.Index(fields=["status", "finished_at"], name="bgtask_history_idx"),
+            # Finds expired leases without scanning history. Partial, like the next one, so that
+            # no planner can mistake it for a way into queued rows: a (status, ...) index made
+            # SQLite scan a million scheduled tasks for every claim.
+            models.Index(
+                fields=["locked_until"],
+                condition=Q(status="running"),
+                name="bgtask_running_lease_idx",
+            ),
+            # Finds history older than the retention for the pruner (bgtask.pruning) and recent
+            # failures for the repeat sweep. Not partial: SQLite cannot use a partial index for
+            # the ORM's parameterised status filter, and finished_at is NULL until a task ends,
+            # so a finished_at range never touches queued rows anyway.
+            models.Index(fields=["finished_at"], name="bgtask_finished_idx"),
         ]
 
     def __str__(self) -> str:

@@ -96,8 +96,8 @@ class UpdateReturningDialect(Dialect):
         where, extra = _due_filter(queue)
         sql = (
             f"UPDATE {self.table} SET status = 'running', locked_by = %s, locked_until = %s, "
-            f"started_at = %s WHERE id IN (SELECT id FROM {self.table} WHERE {where} "
-            f"ORDER BY {ORDER} LIMIT %s{self.lock_clause}) RETURNING {self.columns}"
+            f"started_at = %s WHERE id IN (SELECT id FROM {self.table} "
+            f"WHERE {where} ORDER BY {ORDER} LIMIT %s{self.lock_clause}) RETURNING {self.columns}"
         )
         params = [worker_id, lease_until, now, now, *extra, limit]
         rows = list(Task.objects.db_manager(self.alias).raw(sql, params))
@@ -136,7 +136,40 @@ class PostgresDialect(UpdateReturningDialect):
 
 
 class SQLiteDialect(UpdateReturningDialect):
-    pass
+    """Claims walk the priorities, highest first, like MariaDB's, each step one atomic
+    ``UPDATE ... RETURNING``. Without ANALYZE statistics SQLite cannot range on ``run_at`` inside
+    the (priority DESC, run_at, id) index, so one query ordered by priority would read every
+    scheduled row whenever fewer than ``limit`` tasks are due (the last claim of every drain);
+    with the priority fixed, ``run_at <= now`` is a bounded range. ``INDEXED BY`` keeps the
+    planner on the partial due indexes whatever other indexes the table has."""
+
+    def claim(self, worker_id, limit, now, lease_until, queue):
+        index = "bgtask_due_idx" if queue is None else "bgtask_due_queue_idx"
+        scope = "status = 'queued'" + ("" if queue is None else " AND queue = %s")
+        scope_params = [] if queue is None else [queue]
+        next_priority = f"SELECT MAX(priority) FROM {self.table} INDEXED BY {index} WHERE {scope}"
+        claim_sql = (
+            f"UPDATE {self.table} SET status = 'running', locked_by = %s, locked_until = %s, "
+            f"started_at = %s WHERE id IN (SELECT id FROM {self.table} INDEXED BY {index} "
+            f"WHERE {scope} AND priority = %s AND run_at <= %s ORDER BY run_at, id LIMIT %s) "
+            f"RETURNING {self.columns}"
+        )
+        manager = Task.objects.db_manager(self.alias)
+        rows: list[Task] = []
+        priority = None
+        with self.connection.cursor() as cursor:
+            while len(rows) < limit:
+                if priority is None:
+                    cursor.execute(next_priority, scope_params)
+                else:
+                    cursor.execute(next_priority + " AND priority < %s", [*scope_params, priority])
+                priority = cursor.fetchone()[0]
+                if priority is None:
+                    break
+                params = [worker_id, lease_until, now, *scope_params, priority, now]
+                rows += manager.raw(claim_sql, [*params, limit - len(rows)])
+        rows.sort(key=lambda t: (-t.priority, t.run_at, t.id))
+        return rows
 
 
 class MySQLDialect(Dialect):
