@@ -31,9 +31,10 @@ class BgtaskConfig(AppConfig):
         connection_created.connect(_tune_sqlite, dispatch_uid="bgtask_tune_sqlite")
         # Wake-on-enqueue reads BGTASK_WAKE_FUNCTION at each enqueue and does nothing while it is
         # unset; boto3 is imported only when a wake-up is actually sent.
-        from bgtask.aws.wake import on_task_enqueued
-        from bgtask.signals import task_enqueued
+        from bgtask.aws.wake import on_task_enqueued, on_tasks_bulk_enqueued
+        from bgtask.signals import task_enqueued, tasks_bulk_enqueued
 
         task_enqueued.connect(on_task_enqueued, dispatch_uid="bgtask_aws_wake")
+        tasks_bulk_enqueued.connect(on_tasks_bulk_enqueued, dispatch_uid="bgtask_aws_wake_bulk")
         # Every installed app's tasks module registers its tasks; an error inside one propagates.
         autodiscover_modules("tasks")

@@ -47,8 +47,8 @@ def enqueue_many(
 
     ``task_enqueued`` is sent for each row once all are written. With ``return_tasks=False`` the
     rows go through the store's multi-row INSERT (COPY on PostgreSQL), several times faster for
-    large batches, and the number of rows is returned instead; the signal then carries unsaved
-    ``Task`` instances (no ``pk``).
+    large batches, the number of rows is returned instead, and one ``tasks_bulk_enqueued``
+    signal replaces the per-row ``task_enqueued``.
     """
     from bgtask.signals import task_enqueued
 
@@ -82,7 +82,7 @@ def enqueue_many(
 
 
 def _insert_fast(rows: list[dict[str, Any]], using: str) -> int:
-    from bgtask.signals import task_enqueued
+    from bgtask.signals import tasks_bulk_enqueued
     from bgtask.store import TaskStore
 
     if not rows:
@@ -91,9 +91,5 @@ def _insert_fast(rows: list[dict[str, Any]], using: str) -> int:
         for name, default in OPTIONAL_FIELDS.items():
             fields.setdefault(name, default)
     count = TaskStore(using).insert_rows(rows)
-    if task_enqueued.has_listeners(Task):
-        for fields in rows:
-            task = Task(**fields)
-            task._state.db = using
-            task_enqueued.send(sender=Task, task=task)
+    tasks_bulk_enqueued.send(sender=Task, rows=rows, count=count, using=using)
     return count

@@ -57,3 +57,15 @@ def on_task_enqueued(sender: Any, task: Any, **kwargs: Any) -> None:
     if function_name is None or task.run_at > timezone.now():
         return
     transaction.on_commit(lambda: wake_worker(function_name), using=task._state.db)
+
+
+def on_tasks_bulk_enqueued(
+    sender: Any, rows: list[dict[str, Any]], using: str, **kwargs: Any
+) -> None:
+    """``tasks_bulk_enqueued`` receiver: one wake-up when any of the rows is due now."""
+    function_name = conf.wake_function()
+    if function_name is None:
+        return
+    now = timezone.now()
+    if any(row["run_at"] <= now for row in rows):
+        transaction.on_commit(lambda: wake_worker(function_name), using=using)

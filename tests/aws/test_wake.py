@@ -63,3 +63,14 @@ def test_a_failed_wake_up_never_fails_the_enqueue(lambda_invocations, monkeypatc
     assert Task.objects.filter(pk=task.pk, status=Task.QUEUED).exists()
     assert f"Could not invoke {FUNCTION_NAME}" in caplog.text
     assert lambda_invocations == []
+
+
+@override_settings(BGTASK_WAKE_FUNCTION=FUNCTION_NAME, BGTASK_WAKE_INTERVAL=3600)
+def test_a_fast_bulk_enqueue_of_due_tasks_wakes_the_worker_once(lambda_invocations):
+    with transaction.atomic():
+        tasks.record.bulk([(f"bulk-{i}",) for i in range(50)], return_tasks=False)
+        assert lambda_invocations == []
+    assert len(lambda_invocations) == 1
+    wake.reset_throttle()
+    tasks.record.bulk([("later",)], schedule=3600, return_tasks=False)
+    assert len(lambda_invocations) == 1

@@ -70,8 +70,24 @@ def test_fast_path_returns_the_count_and_writes_the_same_rows(received):
     assert set(stored.values_list("priority", "queue", "status", "attempts").distinct()) == {
         (2, "default", Task.QUEUED, 0)
     }
-    assert [name for name, _ in received].count("task_enqueued") == 3000
+    assert [name for name, _ in received].count("task_enqueued") == 0
     assert run_batch(60).succeeded == 3000
+
+
+def test_fast_path_sends_one_bulk_signal_with_the_rows():
+    from bgtask.signals import tasks_bulk_enqueued
+
+    seen = []
+
+    def receiver(sender, rows, count, using, **kwargs):
+        seen.append((count, using, [row["arguments"] for row in rows[:2]]))
+
+    tasks_bulk_enqueued.connect(receiver)
+    try:
+        tasks.record.bulk([("a",), ("b",), ("c",)], return_tasks=False)
+    finally:
+        tasks_bulk_enqueued.disconnect(receiver)
+    assert seen == [(3, "default", ['{"args":["a"],"kwargs":{}}', '{"args":["b"],"kwargs":{}}'])]
 
 
 def test_fast_path_mixes_calls_with_and_without_options():
