@@ -57,6 +57,18 @@ def worker_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_python(code: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+    """Run ``python -c code`` in a child process on this test run's database; wait for it."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=worker_env(**env),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def start_batch_process(
     duration: float, *, queue: str | None = None, **env: str
 ) -> subprocess.Popen:

@@ -4,15 +4,13 @@ serverless settings refuse bad values with their name."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from bgtask import conf
-from tests.conftest import REPO_ROOT, worker_env
+from tests.conftest import REPO_ROOT, run_python
 
 AWS_IMPORT = re.compile(r"^\s*(import|from)\s+(boto3|botocore)\b", re.MULTILINE)
 
@@ -34,14 +32,7 @@ def test_importing_the_handlers_does_not_load_boto3():
         "import handlers.worker, handlers.web, handlers.manage\n"
         "print('boto3' in sys.modules, 'botocore' in sys.modules)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=worker_env(),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python(code)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["False", "False"]
 

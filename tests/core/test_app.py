@@ -9,19 +9,12 @@ from django.core.management import call_command
 
 from bgtask import registry
 from bgtask.checks import check_settings
-from tests.conftest import REPO_ROOT, worker_env
+from tests.conftest import REPO_ROOT, run_python, worker_env
 
 
 def test_tasks_modules_of_installed_apps_are_imported_at_start_up():
     code = "import django; django.setup(); from bgtask import registry; print(registry.names())"
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=worker_env(),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python(code)
     assert done.returncode == 0, done.stderr
     assert "sample.record" in done.stdout and "sample.noop" in done.stdout
 

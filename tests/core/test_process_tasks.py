@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from bgtask.models import Task
-from tests.conftest import REPO_ROOT, start_process_tasks, wait_for, worker_env
+from tests.conftest import REPO_ROOT, run_python, start_process_tasks, wait_for, worker_env
 from tests.sampleapp import tasks
 from tests.sampleapp.models import Execution
 
@@ -103,14 +103,7 @@ def test_log_std_sends_task_prints_to_the_log(tmp_path):
         f" log_file={str(log_file)!r}, log_level='INFO');"
         "print('printed by a task')"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=worker_env(),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python(code)
     assert done.returncode == 0, done.stderr
     assert "printed by a task" in log_file.read_text()
     assert "printed by a task" not in done.stdout
