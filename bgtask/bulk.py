@@ -35,11 +35,6 @@ class Call:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-# Fields a call may leave out of its row (build_row adds them only when set); the fast path
-# needs every row to name the same fields.
-OPTIONAL_FIELDS = {"repeat": 0, "repeat_until": None, "timeout": None}
-
-
 def enqueue_many(
     calls: Iterable[Call], *, using: str | None = None, return_tasks: bool = True
 ) -> list[Task] | int:
@@ -87,9 +82,6 @@ def _insert_fast(rows: list[dict[str, Any]], using: str) -> int:
 
     if not rows:
         return 0
-    for fields in rows:
-        for name, default in OPTIONAL_FIELDS.items():
-            fields.setdefault(name, default)
     count = TaskStore(using).insert_rows(rows)
     tasks_bulk_enqueued.send(sender=Task, rows=rows, count=count, using=using)
     return count

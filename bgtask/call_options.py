@@ -37,20 +37,19 @@ def check_feature_defaults(defaults: dict[str, Any]) -> dict[str, Any]:
 def feature_fields(
     function: TaskFunction, row: dict[str, Any], options: dict[str, Any]
 ) -> dict[str, Any]:
-    """Row fields for ``options``; ``unique_mode`` is popped by the caller before saving."""
+    """Row fields for ``options``; ``unique_mode`` is popped by the caller before saving.
+
+    repeat, repeat_until and timeout are always present (with their defaults when unset), so every
+    row of a bulk enqueue names the same fields."""
     from bgtask.repeating import check_repeat, check_repeat_until
     from bgtask.uniqueness import check_unique, unique_key_for
 
-    fields: dict[str, Any] = {}
     repeat = check_repeat(options.get("repeat", 0))
-    if repeat:
-        fields["repeat"] = repeat
-    repeat_until = check_repeat_until(options.get("repeat_until"), repeat, row["run_at"])
-    if repeat_until is not None:
-        fields["repeat_until"] = repeat_until
-    timeout = check_timeout(options.get("timeout"))
-    if timeout is not None:
-        fields["timeout"] = timeout
+    fields: dict[str, Any] = {
+        "repeat": repeat,
+        "repeat_until": check_repeat_until(options.get("repeat_until"), repeat, row["run_at"]),
+        "timeout": check_timeout(options.get("timeout")),
+    }
     unique = check_unique(options.get("unique"))
     if unique:
         fields["unique_key"] = unique_key_for(row["task_name"], row["arguments"])

@@ -77,14 +77,14 @@ def execute(task: Task, store: TaskStore) -> Outcome:
             task.id,
             type(value).__name__,
         )
-    elif result is not None and len(result.encode()) > conf.max_result_bytes():
+    elif result is not None and (size := len(result.encode())) > conf.max_result_bytes():
         # A huge value would fail the write (MariaDB's max_allowed_packet) and the batch with it.
         logger.warning(
             "Task %s #%s returned %d bytes of JSON, over BGTASK_MAX_RESULT_BYTES; its result is "
             "not stored.",
             task.task_name,
             task.id,
-            len(result.encode()),
+            size,
         )
         result = None
     with repeating.outcome_transaction(task, store.alias):
