@@ -1,6 +1,7 @@
 # Two commands for a fresh clone:
 #   make demo    set up and run the demo on SQLite
-#   make test    set up and run lint and the whole test suite on SQLite, PostgreSQL and MariaDB
+#   make test    set up and run lint, the docs build and the whole test suite on SQLite, PostgreSQL
+#                and MariaDB
 PYTHON ?= python3.12
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 MARIADB_URL ?= mysql://root@127.0.0.1:3306/test
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint test-sqlite test-postgres test-mariadb test-django52 install clean bench
+.PHONY: demo test docs docs-serve lint test-sqlite test-postgres test-mariadb test-django52 install clean bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +29,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
 
-test: lint $(addprefix test-,$(DBS)) test-django52
+test: lint docs $(addprefix test-,$(DBS)) test-django52
 
 test-sqlite: $(BIN)/.installed
 	@echo "=== test suite on SQLite ==="
@@ -60,5 +61,17 @@ BENCH_ARGS ?=
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
+# The documentation site (docs/, mkdocs.yml): built strictly (a broken link, anchor or docstring
+# reference fails it) into the gitignored site/. `make docs-serve` previews it with live reload.
+$(BIN)/.docs-installed: $(BIN)/.installed pyproject.toml
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[docs]'
+	touch $@
+
+docs: $(BIN)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(BIN)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict
+
 clean:
-	rm -rf $(VENV) $(DJ52_VENV) *.egg-info .pytest_cache demo.sqlite3*
+	rm -rf $(VENV) $(DJ52_VENV) *.egg-info .pytest_cache demo.sqlite3* site

@@ -125,7 +125,13 @@ def exception_class_path(error_text: str) -> str:
 
 
 class DatabaseBackend(BaseTaskBackend):
-    """Stores django.tasks in ``bgtask_task``; ``run_batch`` runs them."""
+    """A Django Tasks framework backend (Django 6.0+): ``@django.tasks.task`` functions are
+    stored in ``bgtask_task`` and ``run_batch`` runs them with bgtask's own tasks.
+
+    ``TASKS = {"default": {"BACKEND": "bgtask.backends.DatabaseBackend"}}``. Supports
+    ``run_after``, priorities, async functions and ``get_result()``. A task that raises is
+    ``FAILED`` at once, as Django's contract says: these rows are not retried.
+    """
 
     supports_defer = True
     supports_async_task = True

@@ -31,22 +31,39 @@ STALE_CLAIM_FRACTION = 0.1
 
 @dataclass
 class BatchResult:
-    """What one ``run_batch`` call did."""
+    """What one ``run_batch`` call did: counts of outcomes, and why it stopped.
+
+    >>> result = run_batch(55)
+    >>> result.succeeded, result.failed, result.retried, result.budget_spent
+    (12, 0, 1, False)
+    >>> result.ran
+    13
+    """
 
     succeeded: int = 0
+    """Tasks whose function returned."""
     failed: int = 0  # permanently: out of attempts, or arguments that can never decode
+    """Tasks that failed for good: out of attempts, timed out, or arguments that cannot decode."""
     retried: int = 0
+    """Tasks that raised and were queued again for a later attempt."""
     released: int = 0  # claimed but not started; queued again for anyone
+    """Tasks claimed but not started (the budget ran out, or a stop was asked); queued again."""
     rescued: int = 0  # abandoned by a dead worker, requeued (or failed) at the start
+    """Tasks whose worker died (their lease had expired), requeued or failed at the start."""
     elapsed: float = 0.0
+    """Seconds the call took."""
     budget_spent: bool = False  # True when it stopped on the budget rather than running dry
+    """``True`` when it stopped because ``duration`` was spent, ``False`` when nothing was due."""
     worker_id: str = field(default="", repr=False)
+    """The lease holder's name stored in ``locked_by``: ``host:pid:random``, unique per call."""
 
     @property
     def ran(self) -> int:
+        """Tasks started by this call: ``succeeded + failed + retried``."""
         return self.succeeded + self.failed + self.retried
 
     def as_dict(self) -> dict[str, object]:
+        """The counts as a JSON-ready dict (what the log line and the Lambda answer carry)."""
         return {
             "succeeded": self.succeeded,
             "failed": self.failed,

@@ -27,7 +27,13 @@ def _message(reason: str) -> str:
 
 
 def cancel_queued(tasks: QuerySet, reason: str = "") -> int:
-    """Cancel every still-queued task of ``tasks``; return how many were cancelled."""
+    """Cancel every still-queued task of ``tasks``; return how many were cancelled.
+
+    Tasks of ``tasks`` that are running or finished are left as they are.
+
+    >>> cancel_queued(Task.objects.filter(task_name="shop.tasks.send_newsletter"), "campaign over")
+    3
+    """
     now = timezone.now()
     return tasks.filter(status=Task.QUEUED).update(
         status=Task.FAILED,
@@ -41,7 +47,12 @@ def cancel_queued(tasks: QuerySet, reason: str = "") -> int:
 
 
 def cancel(task: Task | int, reason: str = "") -> bool:
-    """Cancel one task if it is still queued; ``False`` if it is running or already finished."""
+    """Cancel one task (a ``Task`` or its id) if it is still queued; ``False`` if it is running
+    or already finished. ``reason`` is kept in ``last_error`` after ``Cancelled:``.
+
+    >>> cancel(task, reason="unsubscribed")
+    True
+    """
     task_id = task.pk if isinstance(task, Task) else task
     if isinstance(task_id, bool) or not isinstance(task_id, int):
         raise TypeError(f"cancel() takes a Task or a task id, got {task!r}.")

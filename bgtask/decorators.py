@@ -63,7 +63,17 @@ def _parameter_names(func: Callable[..., Any]) -> set[str]:
 
 
 class TaskFunction:
-    """A registered task. Calling it enqueues; ``.now()`` runs it in place."""
+    """A registered task, made by ``@background``. Calling it enqueues; ``.now()`` runs it in place.
+
+    ``name`` is the task name stored in each row (the worker looks the function up by it);
+    ``func`` is the decorated function. Keyword arguments named ``schedule``, ``queue``,
+    ``priority``, ``repeat``, ``repeat_until``, ``timeout`` or ``unique`` are options of the call,
+    unless the function has a parameter of that name; every other argument goes to the function.
+
+    >>> task = send_email(7, subject="hi", schedule=60)   # a Task row, due in 60 s
+    >>> send_email.enqueue([7], {"subject": "hi"}, queue="mail")
+    >>> send_email.now(7, subject="hi")                     # runs here, stores nothing
+    """
 
     def __init__(
         self,
@@ -221,6 +231,14 @@ def background(func=None, /, *, schedule=None, name=None, queue=None, priority=0
     ``name``: the stored task name (default ``module.qualname``); ``queue``; ``priority`` (higher
     runs first); ``timeout`` (seconds) and ``unique`` (``"refuse"``/``"replace"``). All of these,
     and ``repeat=``/``repeat_until=``, may also be given at call time.
+
+    Arguments of a call must survive a JSON round trip unchanged; anything else raises
+    ``TypeError`` at call time and writes nothing.
+
+    >>> @background(schedule=60, queue="emails", priority=5)
+    ... def send_welcome(user_id): ...
+    >>> send_welcome(7)                      # a Task row, due in 60 s
+    >>> send_welcome(7, schedule=0)          # due now
     """
     if func is not None:
         return TaskFunction(

@@ -20,6 +20,7 @@ class TaskQuerySet(models.QuerySet):
     """States as QuerySet methods, so admin, status endpoints and tests speak the same words."""
 
     def queued(self) -> TaskQuerySet:
+        """Tasks waiting to run: due now, scheduled later, or waiting for a retry."""
         return self.filter(status=Task.QUEUED)
 
     def due(self, now=None) -> TaskQuerySet:
@@ -31,6 +32,7 @@ class TaskQuerySet(models.QuerySet):
         return self.filter(status=Task.QUEUED, run_at__gt=now or timezone.now())
 
     def running(self) -> TaskQuerySet:
+        """Tasks a worker has claimed, whether or not its lease is still valid."""
         return self.filter(status=Task.RUNNING)
 
     def abandoned(self, now=None) -> TaskQuerySet:
@@ -42,16 +44,35 @@ class TaskQuerySet(models.QuerySet):
         return self.filter(expired, status=Task.RUNNING)
 
     def succeeded(self) -> TaskQuerySet:
+        """Tasks whose function returned (history until pruned)."""
         return self.filter(status=Task.SUCCEEDED)
 
     def failed(self) -> TaskQuerySet:
+        """Tasks that failed for good or were cancelled (history until pruned)."""
         return self.filter(status=Task.FAILED)
 
     def finished(self) -> TaskQuerySet:
+        """Succeeded and failed tasks: the history that ``BGTASK_RETENTION`` prunes."""
         return self.filter(status__in=(Task.SUCCEEDED, Task.FAILED))
 
 
 class Task(models.Model):
+    """One enqueued call of a task: what to run, when, and what happened to it.
+
+    A call of a ``@background`` function writes one row and returns it. Fields to read:
+    ``task_name``, ``queue``, ``priority``, ``run_at`` (when it is due), ``status`` (``QUEUED``,
+    ``RUNNING``, ``SUCCEEDED`` or ``FAILED``), ``attempts``, ``last_error`` (the last traceback),
+    ``failed_at``, ``created_at``, ``started_at``, ``finished_at``, the decoded ``args``,
+    ``kwargs`` and ``return_value``, and the options ``repeat``, ``repeat_until``, ``timeout`` and
+    ``unique_key``. ``locked_by`` and ``locked_until`` are the lease of the worker running it.
+
+    >>> task = notify_user(42)
+    >>> task.status, task.args
+    ('queued', [42])
+    >>> Task.objects.failed().filter(task_name="shop.tasks.send_receipt").count()
+    0
+    """
+
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -137,10 +158,12 @@ class Task(models.Model):
 
     @property
     def args(self) -> list[Any]:
+        """The positional arguments the function will be (or was) called with."""
         return json.loads(self.arguments).get("args", [])
 
     @property
     def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments the function will be (or was) called with."""
         return json.loads(self.arguments).get("kwargs", {})
 
     @property

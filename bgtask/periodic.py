@@ -84,7 +84,14 @@ def periodic(
 
     ``timezone``: the IANA zone the expression is read in (default: Django's ``TIME_ZONE``).
     The function is also a normal task (``nightly_cleanup()`` enqueues it now). ``timeout=`` and
-    ``unique=`` are passed to ``@background``.
+    ``unique=`` are passed to ``@background``. Needs ``croniter`` (``bgtask[cron]``); an invalid
+    expression or an unknown zone raises ``ValueError`` at decoration.
+
+    Each occurrence is enqueued exactly once, by the first ``run_batch`` after it, however many
+    batches run at once; after downtime only the latest missed occurrence runs.
+
+    >>> @periodic("0 3 * * *", timezone="Europe/Paris", queue="maintenance")
+    ... def nightly_cleanup(): ...
     """
     croniter = _croniter()
     if not isinstance(cron, str) or not croniter.is_valid(cron):

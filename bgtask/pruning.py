@@ -44,7 +44,15 @@ def prune(
     using: str | None = None,
 ) -> int:
     """Delete prunable tasks, ``chunk_size`` at a time (each its own short statement), until none
-    is left or ``max_chunks`` chunks were deleted; return how many rows were deleted."""
+    is left or ``max_chunks`` chunks were deleted; return how many rows were deleted.
+
+    Prunable means succeeded or failed, with ``finished_at`` older than ``retention`` (default
+    ``BGTASK_RETENTION``); queued and running tasks are never deleted. ``run_batch`` calls this
+    with ``max_chunks=1``; ``manage.py prune_tasks`` calls it for the whole backlog.
+
+    >>> prune(retention=timedelta(days=1), chunk_size=1000)
+    1520
+    """
     chunk_size = chunk_size or conf.prune_chunk_size()
     now = now or timezone.now()
     deleted = chunks = 0

@@ -16,6 +16,10 @@ from bgtask.models import Task
 
 
 class QueueStats(TypedDict):
+    """The figures of one queue: tasks ``due`` now, ``scheduled`` for later, ``running``,
+    ``failed`` for good (history until pruned), and ``oldest_due_age``, the seconds since the
+    oldest due task became due (``0.0`` when none is due): alert when it grows."""
+
     due: int  # queued and due now
     scheduled: int  # queued for later
     running: int
@@ -24,7 +28,13 @@ class QueueStats(TypedDict):
 
 
 def queue_stats(now: datetime | None = None, using: str | None = None) -> dict[str, QueueStats]:
-    """Per queue counts in one aggregate query; queues with only succeeded tasks are left out."""
+    """Per queue counts in one aggregate query; queues with only succeeded tasks are left out.
+
+    The same figures as the JSON status endpoint (``GET /bgtask/status/``).
+
+    >>> queue_stats()
+    {'default': {'due': 3, 'scheduled': 1, 'running': 1, 'failed': 0, 'oldest_due_age': 4.2}}
+    """
     now = now or timezone.now()
     due = Q(status=Task.QUEUED, run_at__lte=now)
     rows = (

@@ -33,7 +33,17 @@ def run_invocation(
     """Run one batch within the invocation's time; return a JSON-serialisable summary.
 
     ``duration`` caps the budget further. ``function_name`` (the running function) is what
-    fan-out invokes when the batch ends with its budget spent and tasks still due.
+    fan-out invokes when the batch ends with its budget spent and tasks still due;
+    ``allow_fanout=False`` for invocations that were themselves started by a fan-out.
+
+    The budget is ``remaining_seconds - BGTASK_LAMBDA_SAFETY_MARGIN``; every task claimed is
+    leased until the invocation's deadline plus ``BGTASK_LAMBDA_LEASE_GRACE``. The summary holds
+    the ``BatchResult`` counts, ``budget``, ``ran`` and ``fanned_out``.
+
+    >>> def handler(event, context):
+    ...     return run_invocation(
+    ...         context.get_remaining_time_in_millis() / 1000, function_name=context.function_name
+    ...     )
     """
     hard_deadline = timezone.now() + timedelta(seconds=remaining_seconds)
     budget = remaining_seconds - conf.lambda_safety_margin()
