@@ -2,9 +2,10 @@
 Procrastinate on one workload, in interleaved rounds; driven by ``run.py --only peers``.
 
 Every sample is a fresh process. A round runs every (implementation, workload) pair once, each
-round starting one place further along the list, so that a slow spell on the shared machine is
-spread over everyone rather than landing on one implementation; the figure kept is the median of
-the rounds. The load average is read before every round and after the last.
+round starting further along the list and every other round going backwards, so that a slow
+spell on the shared machine, or what one job leaves behind for the next (a checkpoint, a busy
+disk), is spread over everyone rather than landing on one implementation; the figure kept is the
+median of the rounds. The load average is read before every round and after the last.
 
 - bgtask (this checkout) and the baseline run ``benchmarks/workloads.py`` ``drain --repeats 1``
   (200 warm-up tasks, then one ``run_batch`` timed in-process) and ``enqueue``.
@@ -188,6 +189,8 @@ def measure(vendors: list[str], sizes: dict, rounds: int) -> dict:
     for round_number in range(rounds):
         shift = round_number * len(todo) // rounds
         order = todo[shift:] + todo[:shift]
+        if round_number % 2:
+            order.reverse()  # new neighbours too: no job always follows the same one
         loads.append(load())
         log(f"peer table round {round_number + 1}/{rounds}, load {loads[-1]}")
         for impl, workload in order:
