@@ -246,7 +246,7 @@ def measure(options) -> dict:
                 vendor,
             )
     if want("parallel") and "postgres" in options.dbs:
-        for workers in (1, options.workers):
+        for workers in (1, *options.workers):
             log(f"parallel {sizes['parallel']} with {workers} process(es) on postgres")
             results[f"parallel/{workers}"] = parallel("postgres", sizes["parallel"], workers)
     if want("rss"):
@@ -342,8 +342,6 @@ def table(results: dict, options) -> str:
                 )
     if "parallel/1" in results:
         one = results["parallel/1"]
-        many = results[f"parallel/{options.workers}"]
-        speedup = many["rate"] / one["rate"]
         row(
             f"parallel {one['n']:,}, 1 process",
             "postgres",
@@ -352,15 +350,21 @@ def table(results: dict, options) -> str:
             "exactly once",
             one["exactly_once"],
         )
-        row(
-            f"parallel {many['n']:,}, {options.workers} processes (split "
-            f"{'/'.join(map(str, many['per_worker']))})",
-            "postgres",
-            f"{fmt(many['rate'])} = {speedup:.2f}x one",
-            None,
-            ">= 1.5x one, exactly once",
-            speedup >= 1.5 and many["exactly_once"] and one["exactly_once"],
-        )
+        for position, workers in enumerate(options.workers):
+            many = results[f"parallel/{workers}"]
+            speedup = many["rate"] / one["rate"]
+            # The speed-up target is for the first count (4 on 2 cores); more processes than
+            # that are there to stress exactly-once, not to go faster.
+            wants_speedup = position == 0
+            row(
+                f"parallel {many['n']:,}, {workers} processes (split "
+                f"{'/'.join(map(str, many['per_worker']))})",
+                "postgres",
+                f"{fmt(many['rate'])} = {speedup:.2f}x one",
+                None,
+                ">= 1.5x one, exactly once" if wants_speedup else "exactly once",
+                (speedup >= 1.5 or not wants_speedup) and many["exactly_once"],
+            )
     for vendor in options.dbs:
         if f"backlog/{vendor}" in results:
             b = results[f"backlog/{vendor}"]
@@ -486,7 +490,12 @@ def main() -> None:
         "mariadb for two more rows per round.",
     )
     parser.add_argument("--quick", action="store_true", help="Every size divided by 10.")
-    parser.add_argument("--workers", type=int, default=4, help="Processes in the parallel run.")
+    parser.add_argument(
+        "--workers",
+        default="4,8",
+        help="Comma-separated process counts of the parallel runs (beside 1 process); the "
+        ">= 1.5x target applies to the first.",
+    )
     parser.add_argument(
         "--repeats", type=int, default=3, help="bgtask drain runs per database (median shown)."
     )
@@ -503,6 +512,7 @@ def main() -> None:
     options = parser.parse_args()
     options.dbs = [d.strip() for d in options.dbs.split(",") if d.strip()]
     options.only = {w.strip() for w in options.only.split(",") if w.strip()}
+    options.workers = [int(w) for w in options.workers.split(",") if w.strip()]
     skip = {w.strip() for w in options.skip.split(",") if w.strip()}
     options.only -= skip
     for vendor in options.dbs:
