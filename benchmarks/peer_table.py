@@ -60,24 +60,28 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-# -- the baseline -----------------------------------------------------------------------------
+# -- databases and the baseline ---------------------------------------------------------------
+#
+# bgtask and the baseline each get databases used by this table alone (``*_peertable`` and
+# ``*_baseline``), so both start from the same history: the main benchmark's database keeps the
+# planner statistics of its backlog run (an ANALYZE of many future rows, which TRUNCATE does not
+# reset), and in two runs identical code drained about 0.7x as fast there as the baseline did.
 
 
-def baseline_url(vendor: str) -> str:
+def table_url(kind: str, vendor: str) -> str:
+    suffix = "_baseline" if kind == "baseline" else "_peertable"
     if vendor == "sqlite":
-        return f"sqlite:///{dbs.DATA_DIR / 'bench_baseline.sqlite3'}"
-    return dbs.url(vendor) + "_baseline"
+        return f"sqlite:///{dbs.DATA_DIR / f'bench{suffix}.sqlite3'}"
+    return dbs.url(vendor) + suffix
 
 
-def baseline_env(vendor: str) -> dict:
-    """Point the baseline's own ``benchmarks/dbs.py`` at the baseline databases."""
-    env = {"PYTHONPATH": str(BASELINE_DIR)}
+def table_env(kind: str, vendor: str) -> dict:
+    """Point ``benchmarks/dbs.py`` (this checkout's or the baseline's) at the table's databases."""
+    env = {"PYTHONPATH": str(BASELINE_DIR if kind == "baseline" else ROOT)}
     if vendor == "sqlite":
-        env["BENCH_SQLITE_PATH"] = str(dbs.DATA_DIR / "bench_baseline.sqlite3")
-    elif vendor == "postgres":
-        env["BENCH_POSTGRES_URL"] = baseline_url(vendor)
+        env["BENCH_SQLITE_PATH"] = table_url(kind, vendor).removeprefix("sqlite:///")
     else:
-        env["BENCH_MARIADB_URL"] = baseline_url(vendor)
+        env[f"BENCH_{vendor.upper()}_URL"] = table_url(kind, vendor)
     return env
 
 
@@ -102,22 +106,29 @@ def run_baseline(args: list[str], vendor: str) -> dict:
     from benchmarks.run import run_json
 
     return run_json(
-        [sys.executable, "-m", *args], vendor, env=baseline_env(vendor), cwd=BASELINE_DIR
+        [sys.executable, "-m", *args],
+        vendor,
+        env=table_env("baseline", vendor),
+        cwd=BASELINE_DIR,
     )
 
 
-def prepare_baseline(vendor: str) -> None:
-    dbs.create_database(vendor, database_url=baseline_url(vendor))
+def prepare_database(kind: str, vendor: str) -> None:
+    """Create and migrate the table's database of ``kind`` (bgtask or baseline) with its code."""
+    dbs.create_database(vendor, database_url=table_url(kind, vendor))
     env = dict(
         os.environ, BENCH_DB=vendor, DJANGO_SETTINGS_MODULE="benchmarks.settings"
-    ) | baseline_env(vendor)
+    ) | table_env(kind, vendor)
+    cwd = BASELINE_DIR if kind == "baseline" else ROOT
     subprocess.run(
         [sys.executable, "-m", "django", "migrate", "-v0"],
         env=env,
-        cwd=BASELINE_DIR,
+        cwd=cwd,
         check=True,
         stderr=subprocess.DEVNULL,
     )
+    if kind != "baseline":
+        return
     where = subprocess.run(
         [sys.executable, "-c", "import bgtask; print(bgtask.__file__)"],
         env=env,
@@ -160,7 +171,7 @@ def run_job(impl: str, workload: str, n: int) -> dict:
     kind, _, vendor = impl.partition("/")
     args = [workload, "--n", str(n)] + (["--repeats", "1"] if workload == "drain" else [])
     if kind == "bgtask":
-        return run_json(bgtask_cmd(*args), vendor)
+        return run_json(bgtask_cmd(*args), vendor, env=table_env("bgtask", vendor))
     if kind == "baseline":
         return run_baseline(["benchmarks.workloads", *args], vendor)
     command = [peer_python(), "-m", "benchmarks.peerqueues.workloads", impl, workload, "--n", n]
@@ -172,7 +183,8 @@ def prepare(vendors: list[str]) -> dict:
 
     extract_baseline()
     for vendor in vendors:
-        prepare_baseline(vendor)
+        prepare_database("bgtask", vendor)
+        prepare_database("baseline", vendor)
     dbs.create_database("postgres", database_url=PROCRASTINATE_URL)
     for peer in QUEUE_PEERS:
         run_json([peer_python(), "-m", "benchmarks.peerqueues.workloads", peer, "prepare"], "")

@@ -427,8 +427,6 @@ def peers_table(options, info: dict, now: datetime.datetime) -> None:
     sizes = options.sizes
     wanted = {d.strip() for d in options.peers_dbs.split(",") if d.strip()}
     vendors = [v for v in options.dbs if v in wanted]
-    for vendor in vendors:
-        prepare(vendor, False)
     log(
         f"peer table: {options.rounds} rounds, drain {sizes['peers_drain']:,} "
         f"(RQ, Procrastinate {sizes['peers_slow_drain']:,}), enqueue {sizes['peers_enqueue']:,}"
