@@ -39,14 +39,15 @@ def database_settings(vendor: str, *, peers: bool = False) -> dict:
     return config
 
 
-def create_database(vendor: str, *, peers: bool = False) -> None:
-    """Create the server-side database when missing (SQLite files create themselves)."""
+def create_database(vendor: str, *, peers: bool = False, database_url: str | None = None) -> None:
+    """Create the server-side database when missing (SQLite files create themselves);
+    ``database_url`` names another database on the same kind of server."""
     from urllib.parse import urlparse
 
     if vendor == "sqlite":
         DATA_DIR.mkdir(exist_ok=True)
         return
-    parts = urlparse(url(vendor, peers=peers))
+    parts = urlparse(database_url or url(vendor, peers=peers))
     name = parts.path.lstrip("/")
     if vendor == "postgres":
         import psycopg

@@ -3,6 +3,8 @@
     make bench                                   # full sizes (about half an hour on 2 cores)
     .venv/bin/python benchmarks/run.py --quick   # every size / 10, for a smoke run
     .venv/bin/python benchmarks/run.py --dbs postgres --skip-peers --only drain,parallel
+    .venv/bin/python benchmarks/run.py --only peers          # the peer table alone
+    .venv/bin/python benchmarks/run.py --skip peers,rss      # everything else
 
 Every workload runs in a fresh process against the benchmark's own databases (see ``dbs.py``);
 the peers run from their own virtualenv (``benchmarks/.peers-venv``, created on first use) with
@@ -40,6 +42,11 @@ PEER_REQUIREMENTS = [
     "psycopg[binary]>=3.1",
     "mysqlclient>=2.2.1",
     "dj-database-url>=2.1",
+    # The message-queue peers of the peer table (benchmarks/peerqueues, peer_table.py).
+    "celery[redis]==5.7.0",
+    "huey==3.5.4",
+    "rq==3.0.0",
+    "procrastinate==3.10.0",
 ]
 PEERS = {"dtd": "django-tasks-db 0.13", "dbt": "django-background-tasks 1.2.8"}
 FULL = {
@@ -54,8 +61,14 @@ FULL = {
     "backlog_due": 1_000,
     "backlog_future": 1_000_000,
     "rss": [10_000, 100_000],
+    # The peer table (about 3 minutes on an idle 2-core machine): drain N for bgtask, the
+    # baseline, Celery and Huey; the smaller N for RQ and Procrastinate (about 100/s each);
+    # single enqueues per implementation.
+    "peers_drain": 3_000,
+    "peers_slow_drain": 600,
+    "peers_enqueue": 1_000,
 }
-WORKLOADS = ("drain", "enqueue", "bulk", "parallel", "backlog", "rss")
+WORKLOADS = ("drain", "enqueue", "bulk", "parallel", "backlog", "rss", "peers")
 
 
 def log(message: str) -> None:
@@ -66,9 +79,9 @@ def last_json(text: str) -> dict:
     return json.loads(text.strip().splitlines()[-1])
 
 
-def run_json(command: list[str], vendor: str, *, env: dict | None = None) -> dict:
-    full_env = dict(os.environ, BENCH_DB=vendor, PYTHONPATH=str(ROOT), **(env or {}))
-    done = subprocess.run(command, env=full_env, cwd=ROOT, capture_output=True, text=True)
+def run_json(command: list[str], vendor: str, *, env: dict | None = None, cwd: Path = ROOT) -> dict:
+    full_env = dict(os.environ, BENCH_DB=vendor, PYTHONPATH=str(ROOT)) | (env or {})
+    done = subprocess.run(command, env=full_env, cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
     return last_json(done.stdout)
@@ -233,7 +246,7 @@ def measure(options) -> dict:
                 vendor,
             )
     if want("parallel") and "postgres" in options.dbs:
-        for workers in (1, options.workers):
+        for workers in (1, *options.workers):
             log(f"parallel {sizes['parallel']} with {workers} process(es) on postgres")
             results[f"parallel/{workers}"] = parallel("postgres", sizes["parallel"], workers)
     if want("rss"):
@@ -329,8 +342,6 @@ def table(results: dict, options) -> str:
                 )
     if "parallel/1" in results:
         one = results["parallel/1"]
-        many = results[f"parallel/{options.workers}"]
-        speedup = many["rate"] / one["rate"]
         row(
             f"parallel {one['n']:,}, 1 process",
             "postgres",
@@ -339,15 +350,21 @@ def table(results: dict, options) -> str:
             "exactly once",
             one["exactly_once"],
         )
-        row(
-            f"parallel {many['n']:,}, {options.workers} processes (split "
-            f"{'/'.join(map(str, many['per_worker']))})",
-            "postgres",
-            f"{fmt(many['rate'])} = {speedup:.2f}x one",
-            None,
-            ">= 1.5x one, exactly once",
-            speedup >= 1.5 and many["exactly_once"] and one["exactly_once"],
-        )
+        for position, workers in enumerate(options.workers):
+            many = results[f"parallel/{workers}"]
+            speedup = many["rate"] / one["rate"]
+            # The speed-up target is for the first count (4 on 2 cores); more processes than
+            # that are there to stress exactly-once, not to go faster.
+            wants_speedup = position == 0
+            row(
+                f"parallel {many['n']:,}, {workers} processes (split "
+                f"{'/'.join(map(str, many['per_worker']))})",
+                "postgres",
+                f"{fmt(many['rate'])} = {speedup:.2f}x one",
+                None,
+                ">= 1.5x one, exactly once" if wants_speedup else "exactly once",
+                (speedup >= 1.5 or not wants_speedup) and many["exactly_once"],
+            )
     for vendor in options.dbs:
         if f"backlog/{vendor}" in results:
             b = results[f"backlog/{vendor}"]
@@ -403,6 +420,41 @@ def git_commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
+def peers_table(options, info: dict, now: datetime.datetime) -> None:
+    """The peer table (``peer_table.py``), printed and written to ``results/DATE-peers.md``."""
+    from benchmarks import peer_table
+
+    sizes = options.sizes
+    wanted = {d.strip() for d in options.peers_dbs.split(",") if d.strip()}
+    vendors = [v for v in options.dbs if v in wanted]
+    log(
+        f"peer table: {options.rounds} rounds, drain {sizes['peers_drain']:,} "
+        f"(RQ, Procrastinate {sizes['peers_slow_drain']:,}), enqueue {sizes['peers_enqueue']:,}"
+    )
+    peers = peer_table.measure(vendors, sizes, options.rounds)
+    text = peer_table.render(peers)
+    print(text)
+    out = (
+        Path(options.peers_out)
+        if options.peers_out
+        else HERE / "results" / f"{now:%Y-%m-%d}-peers.md"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        f"# bgtask beside its peers, {now:%Y-%m-%d %H:%M} UTC\n\n"
+        f"- machine: {info['host']}; {info['cpu']}; {info['memory']}; {info['os']}; "
+        f"Python {info['python']}\n"
+        f"- bgtask commit {git_commit()} (this checkout), baseline {peer_table.BASELINE_COMMIT}; "
+        f"databases: {', '.join(vendors)}; Redis database {peer_table.redis_db()}\n"
+        f"- sizes: drain {sizes['peers_drain']:,}, RQ and Procrastinate drain "
+        f"{sizes['peers_slow_drain']:,}, enqueue {sizes['peers_enqueue']:,}"
+        f"{' (quick run)' if options.quick else ''}\n\n"
+        f"{text}\n\n<details><summary>raw figures</summary>\n\n```json\n"
+        f"{json.dumps(peers, indent=1)}\n```\n</details>\n"
+    )
+    log(f"peer table written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -417,9 +469,31 @@ def main() -> None:
         default=",".join(WORKLOADS),
         help=f"Comma-separated workloads among {', '.join(WORKLOADS)}.",
     )
-    parser.add_argument("--skip-peers", action="store_true", help="Do not run the peers.")
+    parser.add_argument(
+        "--skip", default="", help="Comma-separated workloads to leave out of --only's."
+    )
+    parser.add_argument(
+        "--skip-peers",
+        action="store_true",
+        help="Do not run the Django peers beside drain and enqueue (the peer table is --only "
+        "peers / --skip peers).",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="Interleaved rounds of the peer table (median)."
+    )
+    parser.add_argument(
+        "--peers-dbs",
+        default="sqlite,postgres",
+        help="Databases of bgtask and the baseline in the peer table (among --dbs); add "
+        "mariadb for two more rows per round.",
+    )
     parser.add_argument("--quick", action="store_true", help="Every size divided by 10.")
-    parser.add_argument("--workers", type=int, default=4, help="Processes in the parallel run.")
+    parser.add_argument(
+        "--workers",
+        default="4,8",
+        help="Comma-separated process counts of the parallel runs (beside 1 process); the "
+        ">= 1.5x target applies to the first.",
+    )
     parser.add_argument(
         "--repeats", type=int, default=3, help="bgtask drain runs per database (median shown)."
     )
@@ -430,12 +504,18 @@ def main() -> None:
             )
     parser.add_argument("--rss", default=None, help="Comma-separated sizes; default 10000,100000.")
     parser.add_argument("--out", default=None, help="Results file (default results/DATE-HOST.md).")
+    parser.add_argument(
+        "--peers-out", default=None, help="Peer table file (default results/DATE-peers.md)."
+    )
     options = parser.parse_args()
     options.dbs = [d.strip() for d in options.dbs.split(",") if d.strip()]
     options.only = {w.strip() for w in options.only.split(",") if w.strip()}
+    options.workers = [int(w) for w in options.workers.split(",") if w.strip()]
+    skip = {w.strip() for w in options.skip.split(",") if w.strip()}
+    options.only -= skip
     for vendor in options.dbs:
         dbs.url(vendor)  # refuses an unknown name before anything runs
-    unknown = options.only - set(WORKLOADS)
+    unknown = (options.only | skip) - set(WORKLOADS)
     if unknown:
         parser.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
     sizes = {}
@@ -448,8 +528,15 @@ def main() -> None:
             sizes[key] = given if given is not None else (value // 10 if options.quick else value)
     options.sizes = sizes
 
-    if not options.skip_peers and options.only & {"drain", "enqueue"}:
+    if (not options.skip_peers and options.only & {"drain", "enqueue"}) or "peers" in options.only:
         ensure_peers_venv()
+    info = machine()
+    now = datetime.datetime.now(datetime.UTC)
+    if "peers" in options.only:
+        peers_table(options, info, now)
+        options.only.discard("peers")
+        if not options.only:
+            return
     load_before = load()
     started = time.time()
     results = measure(options)
@@ -457,8 +544,6 @@ def main() -> None:
     text = table(results, options)
     print(text)
 
-    info = machine()
-    now = datetime.datetime.now(datetime.UTC)
     out = (
         Path(options.out)
         if options.out
