@@ -27,6 +27,9 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
+	# Serverless: lint what CloudFormation's SAM transform makes of the template, too.
+	$(BIN)/python infra/translate_template.py build/template.translated.json
+	$(BIN)/cfn-lint build/template.translated.json
 
 test: lint $(addprefix test-,$(DBS)) test-django52
 

@@ -57,11 +57,10 @@ def run_invocation(
     summary.update(ran=True, **result.as_dict(), lease_expires_at=lease.isoformat())
 
     fanned_out = 0
-    fanout_max = conf.fanout_max()
-    if allow_fanout and function_name and fanout_max and result.budget_spent:
-        from bgtask.aws.fanout import fan_out
+    if allow_fanout and function_name and result.budget_spent:
+        from bgtask.aws.fanout import fan_out, max_helpers
 
-        fanned_out = fan_out(function_name, queue, fanout_max)
+        fanned_out = fan_out(function_name, queue, max_helpers())
     summary["fanned_out"] = fanned_out
 
     namespace = conf.metrics_namespace()

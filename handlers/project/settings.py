@@ -88,6 +88,7 @@ for _name, _type in (
     ("BGTASK_WAKE_FUNCTION", str),
     ("BGTASK_WAKE_INTERVAL", float),
     ("BGTASK_FANOUT_MAX", int),
+    ("BGTASK_WORKER_CONCURRENCY", int),
     ("BGTASK_METRICS_NAMESPACE", str),
     ("BGTASK_STATUS_TOKEN", str),
 ):
