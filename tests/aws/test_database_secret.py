@@ -8,29 +8,17 @@ import json
 
 import boto3
 import pytest
-from django.db import connection
 
 from bgtask.models import Task
 from handlers.secrets import SecretUnusable, database_url
 from tests.aws.conftest import REGION
 from tests.conftest import run_python
 from tests.sampleapp import tasks
+from tests.serverless_faults.conftest import direct_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TICK = {"source": "bgtask.schedule", "scheduled_time": "t"}
-
-
-def direct_url() -> str:
-    """The test database's URL, not through the switchable proxy."""
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    scheme = "postgres" if connection.vendor == "postgresql" else "mysql"
-    user = settings["USER"] or "root"
-    return (
-        f"{scheme}://{user}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT']}/{settings['NAME']}"
-    )
 
 
 @pytest.fixture
@@ -72,7 +60,7 @@ def test_the_database_comes_from_the_secret_and_a_rotation_is_picked_up_without_
     assert first["answer"]["succeeded"] == 1
 
     # Rotation: the secret now names other credentials and the old ones stop working.
-    client.put_secret_value(SecretId=arn, SecretString=json.dumps({"url": direct_url()}))
+    client.put_secret_value(SecretId=arn, SecretString=json.dumps({"url": direct_database_url()}))
     switchable_database.set_state("down")
     tasks.record("two", schedule=0)
     second = container.invoke("worker", TICK)
