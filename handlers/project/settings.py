@@ -45,14 +45,10 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0
 # drops packets holds a Lambda invocation until Lambda kills it at its timeout.
 DATABASE_CONNECT_TIMEOUT = int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "5"))
 if DATABASES["default"]["ENGINE"].split(".")[-1] == "mysql":
-    # PyMySQL, not mysqlclient: it is pure Python, so the same build runs on arm64 and x86_64
-    # Lambda without libmariadb (which the Lambda runtime lacks). Django asks for mysqlclient
-    # 2.2.1 or newer and reads the version PyMySQL reports as MySQLdb (1.4.6); PyMySQL serves
-    # the part of the MySQLdb API Django uses, so it reports the version Django checks for.
-    import pymysql
+    # PyMySQL, not mysqlclient: pure Python, no libmariadb needed on Lambda (see the module).
+    from handlers.project import mysql_driver
 
-    pymysql.version_info = (2, 2, 1, "final", 0)
-    pymysql.install_as_MySQLdb()
+    mysql_driver.install()
 if DATABASES["default"]["ENGINE"].split(".")[-1] in ("postgresql", "mysql"):
     # psycopg and PyMySQL both take "connect_timeout" (whole seconds).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(

@@ -24,7 +24,9 @@ from handlers import worker
 from handlers.local_context import LocalContext
 summary = worker.handler({"source": "bgtask.schedule"}, LocalContext(timeout=30))
 connection.ensure_connection()
-print(json.dumps({"driver": type(connection.connection).__module__, **summary}))
+import pymysql
+driver = [c.__module__ for c in type(connection.connection).__mro__ if c.__module__.startswith("pymysql")]
+print(json.dumps({"driver": driver[0], **summary}))
 """
 
 
