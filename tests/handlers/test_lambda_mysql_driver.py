@@ -24,9 +24,8 @@ from handlers import worker
 from handlers.local_context import LocalContext
 summary = worker.handler({"source": "bgtask.schedule"}, LocalContext(timeout=30))
 connection.ensure_connection()
-import pymysql
-driver = [c.__module__ for c in type(connection.connection).__mro__ if c.__module__.startswith("pymysql")]
-print(json.dumps({"driver": driver[0], **summary}))
+modules = [c.__module__ for c in type(connection.connection).__mro__]
+print(json.dumps({"driver": [m for m in modules if m.startswith("pymysql")][0], **summary}))
 """
 
 
