@@ -1,6 +1,7 @@
 """Measure the Lambda build: each function's artifact size, and the worker's first invocation.
 
     python infra/measure_lambda.py            # make lambda-measure
+    python infra/measure_lambda.py --time-only   # time the last worker build again
 
 Builds the three functions for the template's architecture (arm64: the sizes that ship) and the
 worker for this machine, then starts the worker from its build folder in a fresh process five
@@ -85,21 +86,23 @@ def first_invocations(folder: Path, database: Path) -> tuple[list[float], list[f
 
 
 def main() -> None:
+    time_only = "--time-only" in sys.argv[1:]
     figures: dict[str, object] = {}
-    for function in FUNCTIONS:
+    for function in () if time_only else FUNCTIONS:
         folder = OUT / f"{function}-arm64"
         size = build(function, folder, "arm64")
         figures[f"{function}_unzipped_mb"] = round(size / 1e6, 1)
         figures[f"{function}_zipped_mb"] = round(zipped_size(folder) / 1e6, 1)
     worker = OUT / "worker-host"
-    build("worker", worker, "host")
+    if not time_only:
+        build("worker", worker, "host")
     with tempfile.TemporaryDirectory() as scratch:
         timings, cpu_timings = first_invocations(worker, Path(scratch) / "measure.sqlite3")
     figures["worker_first_invocation_ms"] = timings
     figures["worker_first_invocation_median_ms"] = statistics.median(timings)
     figures["worker_first_invocation_cpu_median_ms"] = statistics.median(cpu_timings)
     figures["load_average_1min"] = os.getloadavg()[0]
-    for function in FUNCTIONS:
+    for function in () if time_only else FUNCTIONS:
         print(
             f"{function:>7}: {figures[f'{function}_unzipped_mb']} MB unzipped, "
             f"{figures[f'{function}_zipped_mb']} MB zipped (arm64 build; target <= 40 MB unzipped)"
