@@ -23,11 +23,11 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/python manage.py bgtask_demo
 
+# cfn-lint runs on template.yaml and on what the SAM transform makes of it (infra/translate_template.py).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
-	# Serverless: lint what CloudFormation's SAM transform makes of the template, too.
 	$(BIN)/python infra/translate_template.py build/template.translated.json
 	$(BIN)/cfn-lint build/template.translated.json
 
