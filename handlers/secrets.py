@@ -10,12 +10,12 @@ JSON that RDS and its rotation functions write
 (``{"engine": "postgres", "host": ..., "port": ..., "username": ..., "password": ...,
 "dbname": ...}``); a JSON ``{"url": ...}`` is taken too.
 
-boto3 is imported only when a secret is used (it is in the Lambda runtime).
+Secrets Manager is read through ``bgtask.aws.secrets`` (boto3, which the Lambda runtime provides,
+is imported only when a secret is used).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import threading
@@ -25,11 +25,6 @@ from urllib.parse import quote
 
 logger = logging.getLogger("bgtask.lambda.secrets")
 
-# Secrets Manager is reached at start-up and after a refused connection: fail fast, not at the
-# function's timeout.
-CONNECT_TIMEOUT_SECONDS = 2
-READ_TIMEOUT_SECONDS = 5
-MAX_ATTEMPTS = 3
 # Keys of a database's settings that a secret decides; the rest (OPTIONS, CONN_MAX_AGE, ...) stay.
 CREDENTIAL_KEYS = ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT")
 # A database that is down refuses every connection; re-read the secret at most this often then.
@@ -46,32 +41,13 @@ class SecretUnusable(RuntimeError):
     never the value."""
 
 
-@functools.cache
-def _client() -> Any:
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        read_timeout=READ_TIMEOUT_SECONDS,
-        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
-    )
-    return boto3.client("secretsmanager", config=config)
-
-
 def _fetch(arn: str) -> str:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from bgtask.aws.secrets import SecretUnreadable, secret_string
 
     try:
-        value = _client().get_secret_value(SecretId=arn).get("SecretString")
-    except (BotoCoreError, ClientError) as exc:
-        raise SecretUnusable(
-            f"Could not read the database secret {arn} from Secrets Manager ({exc}). Check "
-            "DatabaseSecretArn and that the function's role may secretsmanager:GetSecretValue it."
-        ) from exc
-    if not value:
-        raise SecretUnusable(f"The database secret {arn} has no SecretString (a binary secret?).")
-    return value
+        return secret_string(arn)
+    except SecretUnreadable as exc:
+        raise SecretUnusable(f"{exc} (the database secret, DatabaseSecretArn)") from exc
 
 
 def secret_value(arn: str, *, refresh: bool = False) -> str:
@@ -80,14 +56,6 @@ def secret_value(arn: str, *, refresh: bool = False) -> str:
         if refresh or arn not in _cache:
             _cache[arn] = _fetch(arn)
         return _cache[arn]
-
-
-def forget_cached_secrets() -> None:
-    """Drop the cache (for tests)."""
-    global _last_refresh
-    with _lock:
-        _cache.clear()
-        _last_refresh = None
 
 
 def _take_refresh_slot() -> bool:

@@ -104,7 +104,7 @@ def test_an_unreadable_secret_stops_the_start_up_saying_which_and_why(secrets):
     )
     assert child.returncode != 0
     assert "SecretUnusable" in child.stderr
-    assert f"Could not read the database secret {missing}" in child.stderr
+    assert f"Could not read the secret {missing} from Secrets Manager" in child.stderr
     assert "secretsmanager:GetSecretValue" in child.stderr
 
 
