@@ -24,10 +24,13 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/python manage.py bgtask_demo
 
+# cfn-lint runs on template.yaml and on what the SAM transform makes of it (infra/translate_template.py).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
+	$(BIN)/python infra/translate_template.py build/template.translated.json
+	$(BIN)/cfn-lint build/template.translated.json
 
 test: lint docs $(addprefix test-,$(DBS)) test-django52
 
@@ -75,3 +78,16 @@ docs-serve: $(BIN)/.docs-installed
 
 clean:
 	rm -rf $(VENV) $(DJ52_VENV) *.egg-info .pytest_cache demo.sqlite3* site
+	
+# Serverless: `sam build` runs these (template.yaml: BuildMethod makefile) with ARTIFACTS_DIR set;
+# `make lambda-measure` builds here and prints the artifact sizes and the worker's cold start.
+.PHONY: build-WorkerFunction build-WebFunction build-ManageFunction lambda-measure
+LAMBDA_PYTHON ?= $(PYTHON)
+build-WorkerFunction:
+	$(LAMBDA_PYTHON) infra/build.py --function worker --out "$(ARTIFACTS_DIR)"
+build-WebFunction:
+	$(LAMBDA_PYTHON) infra/build.py --function web --out "$(ARTIFACTS_DIR)"
+build-ManageFunction:
+	$(LAMBDA_PYTHON) infra/build.py --function manage --out "$(ARTIFACTS_DIR)"
+lambda-measure: $(BIN)/.installed
+	$(BIN)/python infra/measure_lambda.py

@@ -94,19 +94,22 @@ def run_batch(
     queue: str | None = None,
     lease_expires_at: datetime | None = None,
     stop: threading.Event | None = None,
+    hard_deadline: datetime | None = None,
 ) -> BatchResult:
     """Run due tasks until none is due or ``duration`` seconds have passed; return the counts.
 
     ``queue``: only this queue (default: all). ``lease_expires_at``: when a caller has a hard
     deadline (a Lambda invocation), the lock of every claimed task expires then instead of after
     ``MAX_RUN_TIME``, so a killed invocation's task is claimable soon after. ``stop``: an event
-    that, once set, ends the batch after the running task.
+    that, once set, ends the batch after the running task. ``hard_deadline``: no task may still run
+    then (a Lambda invocation's end less its safety margin): each task's time limit is cut to it
+    (a task it stops is retried), and a task whose ``timeout`` cannot fit is left for a later run.
 
     >>> result = run_batch(55)
     >>> result.succeeded, result.failed, result.retried
     (12, 0, 1)
     """
-    from bgtask import conf, maintenance
+    from bgtask import conf, maintenance, timeouts
     from bgtask.decorators import check_queue
     from bgtask.execution import FAILED, RETRIED, SUCCEEDED, execute
     from bgtask.store import TaskStore
@@ -116,8 +119,15 @@ def run_batch(
         check_queue(queue)
     if lease_expires_at is not None and timezone.is_naive(lease_expires_at):
         raise ValueError("lease_expires_at must be an aware datetime.")
+    if hard_deadline is not None and timezone.is_naive(hard_deadline):
+        raise ValueError("hard_deadline must be an aware datetime.")
     started = time.monotonic()
     deadline = started + budget
+    tasks_deadline = (
+        None
+        if hard_deadline is None
+        else started + (hard_deadline - timezone.now()).total_seconds()
+    )
     max_run_time = conf.max_run_time()
     claim_limit = conf.claim_limit()
     store = TaskStore()
@@ -149,8 +159,21 @@ def run_batch(
                     and now - claimed_at > STALE_CLAIM_FRACTION * max_run_time
                 ):
                     break
+                task_limit = timeouts.limit_before(task.timeout, tasks_deadline, now)
+                if task_limit is None:
+                    # Its timeout cannot fit before the hard deadline: released for a later run,
+                    # which would claim it first again, so this batch ends here.
+                    logger.info(
+                        "Task %s #%s not started: its timeout of %g s does not fit before the "
+                        "hard deadline; left for a later run.",
+                        task.task_name,
+                        task.id,
+                        task.timeout,
+                    )
+                    result.budget_spent = True
+                    break
                 begun += 1  # counted before it runs: a started task is never released
-                outcome = execute(task, store)
+                outcome = execute(task, store, task_limit)
                 if outcome.kind == SUCCEEDED:
                     result.succeeded += 1
                 elif outcome.kind == RETRIED:

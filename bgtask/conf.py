@@ -50,6 +50,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         0,
         "Extra async worker invocations a Lambda batch starts when it ends with a backlog; 0: off.",
     ),
+    "BGTASK_WORKER_CONCURRENCY": (
+        None,
+        "The worker function's reserved concurrency; fan-out starts at most one fewer helpers. "
+        "None or 0: no cap beyond BGTASK_FANOUT_MAX.",
+    ),
     "BGTASK_METRICS_NAMESPACE": (
         None,
         "CloudWatch namespace of the Embedded Metric Format lines the worker prints; None: off.",
@@ -161,6 +166,17 @@ def wake_function() -> str | None:
 
 def wake_interval() -> float:
     return _non_negative_number("BGTASK_WAKE_INTERVAL")
+
+
+def worker_concurrency() -> int | None:
+    value = get("BGTASK_WORKER_CONCURRENCY")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ImproperlyConfigured(
+            f"BGTASK_WORKER_CONCURRENCY must be an int >= 0 or None, got {value!r}."
+        )
+    return value or None
 
 
 def fanout_max() -> int:

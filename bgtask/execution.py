@@ -34,8 +34,11 @@ class Outcome:
     recorded: bool  # False when the lease was lost and the write was discarded
 
 
-def execute(task: Task, store: TaskStore) -> Outcome:
-    """Run ``task`` (already claimed by this worker) and record its outcome."""
+def execute(task: Task, store: TaskStore, limit: timeouts.Limit | None = None) -> Outcome:
+    """Run ``task`` (already claimed by this worker) and record its outcome.
+
+    ``limit``: how long it may run (default: its own ``timeout``); see ``timeouts.limit_before``.
+    """
     started_at = timezone.now()
     try:
         function = registry.get(task.task_name)
@@ -59,8 +62,12 @@ def execute(task: Task, store: TaskStore) -> Outcome:
     # A task function may opt out of retries (the django.tasks backend: one error is a failure).
     retryable = getattr(function, "retry_on_error", True)
     try:
-        with timeouts.time_limit(task.timeout):
+        limit = limit or timeouts.Limit(task.timeout)
+        with timeouts.time_limit(limit.seconds, limit.error):
             value = function.run(args, kwargs)
+    except timeouts.DeadlineReached as exc:
+        # Cut by the invocation's end, not by its own timeout: a later invocation may finish it.
+        return _record_error(task, store, exc, timeouts.describe(exc), started_at, retryable=True)
     except timeouts.TaskTimedOut as exc:
         # A runaway is likely to run away again: fail it now rather than hold a worker 25 times.
         return _record_error(task, store, exc, timeouts.describe(exc), started_at, retryable=False)

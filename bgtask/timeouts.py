@@ -9,6 +9,11 @@ from ``BaseException`` so that a task's own ``except Exception`` cannot swallow 
 >>> @background(timeout=30)
 ... def crunch(n): ...
 >>> crunch(10, timeout=5)   # or per call
+
+A caller with a hard deadline (a Lambda invocation, which is killed at its function timeout)
+passes it down: ``limit_before`` then gives each task the smaller of its own ``timeout`` and the
+time left, raising ``DeadlineReached`` (retried, not failed) when the deadline is what cut it, and
+says when a task's declared ``timeout`` cannot fit at all (it is then left for a later run).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -29,6 +35,48 @@ class TaskTimedOut(BaseException):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"Timed out: the task ran longer than its timeout of {seconds:g} s.")
         self.seconds = seconds
+
+
+class DeadlineReached(TaskTimedOut):
+    """Raised inside a task still running at its batch's hard deadline (a Lambda invocation about
+    to be killed). Not the task's fault: it is retried, counting the attempt."""
+
+    def __init__(self, seconds: float) -> None:
+        BaseException.__init__(
+            self,
+            f"Stopped after {seconds:g} s at the invocation's deadline (the Lambda function's "
+            "timeout less BGTASK_LAMBDA_SAFETY_MARGIN), before the task's own timeout; it will "
+            "be retried by a later invocation.",
+        )
+        self.seconds = seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """How long one task may run, and which exception stops it when that time is up."""
+
+    seconds: float | None  # None: no limit
+    error: type[TaskTimedOut] = TaskTimedOut
+
+
+def limit_before(timeout: float | None, deadline: float | None, now: float) -> Limit | None:
+    """The limit for a task with ``timeout`` started at ``now`` under a hard ``deadline``.
+
+    Both times are ``time.monotonic()`` values. Returns None when the task's declared timeout does
+    not fit in what is left (do not start it: a later run has the time), else the smaller of the
+    two limits.
+
+    >>> limit_before(30.0, deadline=now + 10, now=now)    # None: 30 s cannot fit in 10 s
+    >>> limit_before(None, deadline=now + 10, now=now)    # Limit(10.0, DeadlineReached)
+    """
+    if deadline is None:
+        return Limit(timeout)
+    left = deadline - now
+    if timeout is not None and timeout <= left:
+        return Limit(timeout)
+    if timeout is not None or left <= 0:
+        return None
+    return Limit(left, DeadlineReached)
 
 
 def check_timeout(timeout: Any) -> float | None:
@@ -44,30 +92,32 @@ def check_timeout(timeout: Any) -> float | None:
 
 def describe(error: TaskTimedOut) -> str:
     """The ``last_error`` of a timed-out task (in the ``module.Class: message`` shape)."""
-    return f"{TaskTimedOut.__module__}.{TaskTimedOut.__qualname__}: {error}"
+    kind = DeadlineReached if isinstance(error, DeadlineReached) else TaskTimedOut
+    return f"{kind.__module__}.{kind.__qualname__}: {error}"
 
 
 @contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise ``TaskTimedOut`` in the calling thread if the block runs longer than ``seconds``."""
+def time_limit(seconds: float | None, error: type[TaskTimedOut] = TaskTimedOut) -> Iterator[None]:
+    """Raise ``error`` (``TaskTimedOut``) in the calling thread if the block runs longer than
+    ``seconds``."""
     if not seconds:
         yield
         return
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
-        with _alarm(seconds):
+        with _alarm(seconds, error):
             yield
     else:
-        with _async_raise(seconds):
+        with _async_raise(seconds, error):
             yield
 
 
 @contextmanager
-def _alarm(seconds: float) -> Iterator[None]:
+def _alarm(seconds: float, error: type[TaskTimedOut]) -> Iterator[None]:
     armed = True
 
     def on_alarm(signum, frame):
         if armed:
-            raise TaskTimedOut(seconds)
+            raise error(seconds)
 
     previous_handler = signal.signal(signal.SIGALRM, on_alarm)
     previous_delay, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -92,24 +142,24 @@ _clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void
 )
 
 
-class _Timeout(TaskTimedOut):
-    """What the helper thread raises: an exception *class* (no arguments reach it)."""
+def _argumentless(error: type[TaskTimedOut], seconds: float) -> type[TaskTimedOut]:
+    """A subclass of ``error`` that needs no arguments: the helper thread raises an exception
+    *class*, and no arguments reach it."""
 
-    seconds = 0.0
+    def __init__(self: TaskTimedOut, *args: Any) -> None:
+        error.__init__(self, seconds)
 
-    def __init__(self, *args: Any) -> None:
-        BaseException.__init__(
-            self, f"Timed out: the task ran longer than its timeout of {self.seconds:g} s."
-        )
+    subclass = type(error.__name__, (error,), {"__init__": __init__})
+    subclass.__module__ = error.__module__
+    return subclass
 
 
 @contextmanager
-def _async_raise(seconds: float) -> Iterator[None]:
+def _async_raise(seconds: float, error: type[TaskTimedOut]) -> Iterator[None]:
     target = threading.get_ident()
     lock = threading.Lock()
     state = {"armed": True, "fired": False}
-    error_class = type("TaskTimedOut", (_Timeout,), {"seconds": seconds})
-    error_class.__module__ = TaskTimedOut.__module__
+    error_class = _argumentless(error, seconds)
 
     def fire() -> None:
         with lock:

@@ -46,13 +46,23 @@ def ensure_database(alias: str = "default") -> None:
     >>> ensure_database()  # returns at once when the database answers
 
     Called before an invocation does any work, so that an unreachable database ends it within the
-    connect timeout (``DATABASE_CONNECT_TIMEOUT``), not after a half-done batch.
+    connect timeout (``DATABASE_CONNECT_TIMEOUT``), not after a half-done batch. With a database
+    secret (``DATABASE_SECRET_ARN``), a refused connection re-reads it and, if it changed, tries
+    the new credentials once.
     """
     from django.db import DatabaseError, InterfaceError, connections
 
     connection = connections[alias]
     try:
-        connection.ensure_connection()
+        try:
+            connection.ensure_connection()
+        except (DatabaseError, InterfaceError):
+            # Refused: maybe the secret was rotated since start-up. Try once more if it changed.
+            from handlers.secrets import refresh_database_credentials
+
+            if not refresh_database_credentials(alias):
+                raise
+            connection.ensure_connection()
     except (DatabaseError, InterfaceError) as exc:
         settings = connection.settings_dict
         where = (

@@ -2,13 +2,16 @@
 
 Helpers are invoked with ``{"source": "bgtask.fanout"}`` and do not fan out themselves, so one
 scheduled tick starts at most ``1 + BGTASK_FANOUT_MAX`` workers and a backlog can never multiply
-invocations without bound.
+invocations without bound. With ``BGTASK_WORKER_CONCURRENCY`` (the function's reserved
+concurrency) it starts no more than the other slots: a helper beyond them would only be throttled
+and, once stale, land in the dead-letter queue.
 """
 
 from __future__ import annotations
 
 import logging
 
+from bgtask import conf
 from bgtask.aws import FANOUT_SOURCE
 from bgtask.status import due_count
 
@@ -33,3 +36,13 @@ def fan_out(function_name: str, queue: str | None, max_extra: int) -> int:
     if started:
         logger.info("Backlog: started %d extra worker invocation(s) of %s.", started, function_name)
     return started
+
+
+def max_helpers() -> int:
+    """How many helpers one batch may start: ``BGTASK_FANOUT_MAX``, less when the worker's
+    reserved concurrency (``BGTASK_WORKER_CONCURRENCY``, this invocation included) is smaller."""
+    wanted = conf.fanout_max()
+    concurrency = conf.worker_concurrency()
+    if concurrency is not None:
+        wanted = min(wanted, concurrency - 1)
+    return max(wanted, 0)

@@ -60,15 +60,17 @@ def run_invocation(
         return {**summary, "ran": False, "fanned_out": 0}
 
     lease = hard_deadline + timedelta(seconds=conf.lambda_lease_grace())
-    result = run_batch(budget, queue=queue, lease_expires_at=lease)
+    # No task may still run when the margin starts: it leaves time to record a task the deadline
+    # cut as a retry before Lambda kills the process at its timeout.
+    tasks_end_by = hard_deadline - timedelta(seconds=conf.lambda_safety_margin())
+    result = run_batch(budget, queue=queue, lease_expires_at=lease, hard_deadline=tasks_end_by)
     summary.update(ran=True, **result.as_dict(), lease_expires_at=lease.isoformat())
 
     fanned_out = 0
-    fanout_max = conf.fanout_max()
-    if allow_fanout and function_name and fanout_max and result.budget_spent:
-        from bgtask.aws.fanout import fan_out
+    if allow_fanout and function_name and result.budget_spent:
+        from bgtask.aws.fanout import fan_out, max_helpers
 
-        fanned_out = fan_out(function_name, queue, fanout_max)
+        fanned_out = fan_out(function_name, queue, max_helpers())
     summary["fanned_out"] = fanned_out
 
     namespace = conf.metrics_namespace()

@@ -40,6 +40,10 @@ class DatabaseUnavailableMiddleware:
     @staticmethod
     def unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
         logger.error("Database unavailable for %s %s: %s", request.method, request.path, exc)
+        # The secret may have been rotated since start-up: the next request uses its new value.
+        from handlers.secrets import refresh_database_credentials
+
+        refresh_database_credentials()
         response = JsonResponse(
             {"error": "The database is unavailable; try again shortly."}, status=503
         )

@@ -1,18 +1,20 @@
 """The Django project the Lambda functions deploy, and the demo's project.
 
 Everything that differs between a laptop and AWS comes from the environment:
-DATABASE_URL (default: a SQLite file beside manage.py, or /tmp on Lambda), DJANGO_SECRET_KEY,
-DJANGO_DEBUG, DJANGO_ALLOWED_HOSTS, DATABASE_CONNECT_TIMEOUT.
+DATABASE_SECRET_ARN (a Secrets Manager secret holding the database URL, read at start-up) or
+DATABASE_URL (default off Lambda: a SQLite file beside manage.py; on Lambda one of the two is
+required), DJANGO_SECRET_KEY, DJANGO_DEBUG, DJANGO_ALLOWED_HOSTS, DATABASE_CONNECT_TIMEOUT.
 """
 
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 ON_LAMBDA = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
-DEFAULT_SQLITE = Path("/tmp" if ON_LAMBDA else BASE_DIR) / "demo.sqlite3"
+DEFAULT_SQLITE = BASE_DIR / "demo.sqlite3"
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-demo-key-set-DJANGO_SECRET_KEY")
 DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
@@ -20,14 +22,35 @@ ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",")
 USE_TZ = True
 TIME_ZONE = "UTC"
 
-DATABASES = {
-    "default": dj_database_url.config(default=f"sqlite:///{DEFAULT_SQLITE}", conn_max_age=0)
-}
+DATABASE_SECRET_ARN = os.environ.get("DATABASE_SECRET_ARN") or None
+if DATABASE_SECRET_ARN:
+    # Read once per container (cached); handlers.secrets reads it again when the database
+    # refuses a connection, so a rotated password needs no redeploy.
+    from handlers.secrets import database_settings
+
+    DATABASES = {"default": database_settings(DATABASE_SECRET_ARN)}
+elif os.environ.get("DATABASE_URL"):
+    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
+elif ON_LAMBDA:
+    # A function has no disk worth a database: say so at start-up, not with a KeyError later.
+    raise ImproperlyConfigured(
+        "No database configured: deploy with the DatabaseSecretArn parameter (a Secrets Manager "
+        "secret holding the database URL) or DatabaseUrl, which set DATABASE_SECRET_ARN or "
+        "DATABASE_URL on the function."
+    )
+else:
+    DATABASES = {"default": dj_database_url.parse(f"sqlite:///{DEFAULT_SQLITE}")}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
 # Seconds to wait for the database server to answer a connection. Without it, a server that
 # drops packets holds a Lambda invocation until Lambda kills it at its timeout.
 DATABASE_CONNECT_TIMEOUT = int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "5"))
+if DATABASES["default"]["ENGINE"].split(".")[-1] == "mysql":
+    # PyMySQL, not mysqlclient: pure Python, no libmariadb needed on Lambda (see the module).
+    from handlers.project import mysql_driver
+
+    mysql_driver.install()
 if DATABASES["default"]["ENGINE"].split(".")[-1] in ("postgresql", "mysql"):
-    # Both psycopg and mysqlclient take "connect_timeout" (whole seconds).
+    # psycopg and PyMySQL both take "connect_timeout" (whole seconds).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", DATABASE_CONNECT_TIMEOUT
     )
@@ -77,7 +100,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "bgtask": {"handlers": ["console"], "level": os.environ.get("BGTASK_LOG_LEVEL", "INFO")}
+        # On Lambda the runtime's own handler on the root logger writes each event once, as
+        # JSON with the request id (template.yaml: LoggingConfig LogFormat JSON); a handler of
+        # ours would write every line a second time.
+        "bgtask": {
+            "handlers": [] if ON_LAMBDA else ["console"],
+            "level": os.environ.get("BGTASK_LOG_LEVEL", "INFO"),
+        }
     },
 }
 
@@ -88,6 +117,7 @@ for _name, _type in (
     ("BGTASK_WAKE_FUNCTION", str),
     ("BGTASK_WAKE_INTERVAL", float),
     ("BGTASK_FANOUT_MAX", int),
+    ("BGTASK_WORKER_CONCURRENCY", int),
     ("BGTASK_METRICS_NAMESPACE", str),
     ("BGTASK_STATUS_TOKEN", str),
 ):

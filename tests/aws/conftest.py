@@ -21,6 +21,9 @@ from moto.server import ThreadedMotoServer
 from bgtask.aws import wake
 from bgtask.aws.client import lambda_client
 
+# Warm "Lambda containers" and a database that can be switched off, for the secret tests.
+from tests.serverless_faults.conftest import start_container, switchable_database  # noqa: F401
+
 REGION = "us-east-1"
 FUNCTION_NAME = "bgtask-test-worker"
 

@@ -46,6 +46,8 @@ def test_importing_the_handlers_does_not_load_boto3():
         ("BGTASK_WAKE_INTERVAL", True, conf.wake_interval),
         ("BGTASK_FANOUT_MAX", -2, conf.fanout_max),
         ("BGTASK_FANOUT_MAX", 1.5, conf.fanout_max),
+        ("BGTASK_WORKER_CONCURRENCY", -1, conf.worker_concurrency),
+        ("BGTASK_WORKER_CONCURRENCY", "5", conf.worker_concurrency),
         ("BGTASK_WAKE_FUNCTION", 42, conf.wake_function),
         ("BGTASK_STATUS_TOKEN", ["x"], conf.status_token),
         ("BGTASK_METRICS_NAMESPACE", 1, conf.metrics_namespace),
@@ -62,5 +64,6 @@ def test_the_serverless_defaults():
     assert conf.wake_function() is None
     assert conf.wake_interval() == 5.0
     assert conf.fanout_max() == 0
+    assert conf.worker_concurrency() is None
     assert conf.metrics_namespace() is None
     assert conf.status_token() is None

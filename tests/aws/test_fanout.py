@@ -79,3 +79,20 @@ def test_fan_out_is_off_by_default(lambda_invocations):
     assert summary["budget_spent"] is True
     assert summary["fanned_out"] == 0
     assert lambda_invocations == []
+
+
+@override_settings(BGTASK_FANOUT_MAX=10, BGTASK_WORKER_CONCURRENCY=3)
+def test_fan_out_starts_no_more_helpers_than_the_reserved_concurrency_leaves(lambda_invocations):
+    backlog(20)
+    summary = worker.handler({"duration": 0.3}, context())
+    assert summary["budget_spent"] is True
+    assert summary["fanned_out"] == 2 == len(lambda_invocations)  # 3 slots, this one included
+
+
+@override_settings(BGTASK_FANOUT_MAX=10, BGTASK_WORKER_CONCURRENCY=1)
+def test_a_reserved_concurrency_of_one_leaves_no_room_for_helpers(lambda_invocations):
+    backlog(20)
+    summary = worker.handler({"duration": 0.3}, context())
+    assert summary["budget_spent"] is True
+    assert summary["fanned_out"] == 0
+    assert lambda_invocations == []

@@ -29,6 +29,17 @@ SUPERUSER_PASSWORD = "superuser-Pass-31337"
 SECRETS = (DB_PASSWORD, SECRET_KEY, STATUS_TOKEN, SUPERUSER_PASSWORD)
 
 
+def direct_database_url() -> str:
+    """This test run's database as a DATABASE_URL (straight to the server, no proxy)."""
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    scheme = "postgres" if connection.vendor == "postgresql" else "mysql"
+    user = settings["USER"] or "root"
+    host = settings["HOST"] or "127.0.0.1"
+    return f"{scheme}://{user}@{host}:{settings['PORT']}/{settings['NAME']}"
+
+
 class TcpProxy:
     """127.0.0.1:<port> in front of the test database server, in one of three states:
 

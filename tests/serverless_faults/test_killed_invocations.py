@@ -1,6 +1,9 @@
-"""Lambda kills an invocation at its deadline in the middle of a task, again and again: nothing is
-lost, each killed task runs again once the dead invocation's deadline plus grace have passed (not
-before), and nothing stays stuck. Reduced count by default; ``pytest --full-count`` runs 20."""
+"""Lambda kills an invocation in the middle of a task, again and again: nothing is lost, each
+killed task runs again once the dead invocation's deadline plus grace have passed (not before), and
+nothing stays stuck. (A task still running at the deadline less the margin is stopped and retried
+by the worker itself, see tests/handlers/test_worker_deadline.py; a kill mid-task is what is left:
+running out of memory, a crash, or a task blocked where the time limit cannot interrupt it.)
+Reduced count by default; ``pytest --full-count`` runs 20."""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import timedelta
 
 import pytest
 from django.test import override_settings
@@ -46,9 +48,8 @@ def launch_invocation(event_file) -> subprocess.Popen:
     )
 
 
-def kill_at_deadline(process: subprocess.Popen, victim: Task, started) -> Task:
-    """Wait for the victim to start, then SIGKILL the invocation once its deadline is reached (the
-    lease tells it: deadline = locked_until - grace), as Lambda does at the timeout."""
+def kill_mid_task(process: subprocess.Popen, victim: Task, started) -> Task:
+    """Wait for the victim to start, then SIGKILL the invocation while the task runs."""
     try:
         wait_for(
             lambda: started.exists() or process.poll() is not None,
@@ -56,9 +57,6 @@ def kill_at_deadline(process: subprocess.Popen, victim: Task, started) -> Task:
             message="the victim task to start in the Lambda process",
         )
         assert process.poll() is None, process.communicate()[1].decode()[-3000:]
-        victim.refresh_from_db()
-        deadline = victim.locked_until - timedelta(seconds=GRACE)
-        wait_for(lambda: timezone.now() >= deadline, timeout=TIMEOUT + 5, message="the deadline")
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
     finally:
@@ -72,7 +70,7 @@ def kill_at_deadline(process: subprocess.Popen, victim: Task, started) -> Task:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @override_settings(BGTASK_LAMBDA_LEASE_GRACE=GRACE, MAX_RUN_TIME=3600, MAX_ATTEMPTS=5)
-def test_invocations_killed_mid_task_at_their_deadline_lose_nothing(tmp_path, full_count):
+def test_invocations_killed_mid_task_lose_nothing(tmp_path, full_count):
     count = FULL_COUNT if full_count else REDUCED_COUNT
     event_file = tmp_path / "worker-schedule.json"
     event_file.write_text(json.dumps({"source": "bgtask.schedule"}))
@@ -89,7 +87,7 @@ def test_invocations_killed_mid_task_at_their_deadline_lose_nothing(tmp_path, fu
             f"victim-{round_number}", str(started), str(release), schedule=0
         )
 
-        victim = kill_at_deadline(launch_invocation(event_file), victim, started)
+        victim = kill_mid_task(launch_invocation(event_file), victim, started)
 
         # Killed mid-task: the row still says running, leased until the deadline plus grace.
         assert victim.status == Task.RUNNING and victim.locked_by is not None

@@ -1,0 +1,163 @@
+"""Build one Lambda function's code folder: what ``sam build`` runs (template.yaml's
+``BuildMethod: makefile`` calls ``make build-WorkerFunction`` and friends, which call this), and
+what ``make lambda-measure`` builds and times here.
+
+    python infra/build.py --function worker --out .aws-sam/build/WorkerFunction
+    python infra/build.py --function worker --out build/lambda/worker --arch host
+
+It installs infra/requirements-lambda.txt (binary wheels for the function's architecture), copies
+``bgtask/`` and ``handlers/`` (never tests, benchmarks or docs), prunes what the function never
+loads (other languages' translations, GeoDjango, the admin for the worker) and compiles everything
+to bytecode: Lambda's code folder is read-only, so without shipped bytecode every cold start
+compiles every module again. The bytecode is checked by hash, not by timestamp, because the zip
+Lambda unpacks does not keep the source files' timestamps exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import py_compile
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+REQUIREMENTS = REPO / "infra" / "requirements-lambda.txt"
+RUNTIME_PYTHON = (3, 12)  # template.yaml: Runtime python3.12
+PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
+FUNCTIONS = ("worker", "web", "manage")
+# Project code each function ships (paths under the repository).
+PROJECT_CODE = ("bgtask", "handlers")
+PROJECT_SKIP = ("__pycache__", "*.pyc", "invoke_local.py")
+# Paths (under the code folder) no function loads.
+PRUNE_ALL = (
+    "django/contrib/gis",  # GeoDjango: not installed
+    "django/contrib/postgres/locale",
+    "bin",  # console scripts of the installed packages
+)
+# Paths only the web function (the admin, through Mangum) or manage (migrate, check) loads.
+PRUNE_WORKER = (
+    "mangum",
+    "django/contrib/admin",
+    "django/contrib/admindocs",
+    "django/contrib/flatpages",
+    "django/contrib/redirects",
+    "django/contrib/sitemaps",
+    "django/contrib/sites",
+    "django/contrib/syndication",
+    "django/contrib/humanize",
+    "bgtask/templates",
+)
+PRUNE = {"worker": PRUNE_ALL + PRUNE_WORKER, "web": PRUNE_ALL, "manage": (*PRUNE_ALL, "mangum")}
+KEEP_LANGUAGES = {"en"}  # LANGUAGE_CODE is en-us; other translations are never loaded
+
+
+def install_requirements(out: Path, arch: str) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",  # compiled below, once, by hash
+        "--only-binary=:all:",
+        "--target",
+        str(out),
+        "--requirement",
+        str(REQUIREMENTS),
+    ]
+    if arch != "host":
+        command += [
+            "--platform",
+            PLATFORMS[arch],
+            "--implementation",
+            "cp",
+            "--python-version",
+            ".".join(map(str, RUNTIME_PYTHON)),
+        ]
+    subprocess.run(command, check=True)
+
+
+def copy_project(out: Path) -> None:
+    for name in PROJECT_CODE:
+        shutil.copytree(
+            REPO / name,
+            out / name,
+            ignore=shutil.ignore_patterns(*PROJECT_SKIP),
+            dirs_exist_ok=True,
+        )
+
+
+def prune(out: Path, function: str) -> None:
+    for relative in PRUNE[function]:
+        path = out / relative
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    for locale in list(out.rglob("locale")):
+        if not locale.is_dir():
+            continue
+        for language in locale.iterdir():
+            if language.is_dir() and language.name not in KEEP_LANGUAGES:
+                # django/conf/locale/<lang>/ also holds formats.py; unused without the language.
+                shutil.rmtree(language)
+    for cache in list(out.rglob("__pycache__")):
+        shutil.rmtree(cache)
+    for pattern in ("*.pyc", "*.pyi", "py.typed"):
+        for path in out.rglob(pattern):
+            path.unlink()
+
+
+def compile_bytecode(out: Path) -> None:
+    ok = compileall.compile_dir(
+        out,
+        quiet=1,
+        workers=0,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    if not ok:
+        raise SystemExit(f"compileall failed in {out}")
+
+
+def folder_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def build(function: str, out: Path, arch: str) -> int:
+    """Build ``function`` into ``out``; return its size in bytes (unzipped)."""
+    if sys.version_info[:2] != RUNTIME_PYTHON:
+        raise SystemExit(
+            f"Build with Python {'.'.join(map(str, RUNTIME_PYTHON))} (the functions' runtime): "
+            f"bytecode from Python {sys.version_info[0]}.{sys.version_info[1]} would not load."
+        )
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    install_requirements(out, arch)
+    copy_project(out)
+    prune(out, function)
+    compile_bytecode(out)
+    return folder_size(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--function", choices=FUNCTIONS, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--arch",
+        choices=(*PLATFORMS, "host"),
+        default="arm64",
+        help="wheels for this Lambda architecture (template.yaml: arm64), or this machine's",
+    )
+    args = parser.parse_args()
+    size = build(args.function, args.out.resolve(), args.arch)
+    print(f"{args.function}: {args.out} ({size / 1e6:.1f} MB unzipped, {args.arch})")
+
+
+if __name__ == "__main__":
+    main()
