@@ -1,0 +1,30 @@
+"""Indexes for the admin and the dashboard at a million rows (issue 13).
+
+The new indexes are created before the one they replace is dropped, so the pruner always has an
+index on finished_at while this migration runs.
+"""
+
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("bgtask", "0004_claim_friendly_indexes"),
+    ]
+
+    operations = [
+        migrations.AddIndex(
+            model_name="task",
+            index=models.Index(
+                fields=["finished_at", "status", "queue"], name="bgtask_outcome_idx"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="task",
+            index=models.Index(fields=["status", "id"], name="bgtask_status_id_idx"),
+        ),
+        migrations.RemoveIndex(
+            model_name="task",
+            name="bgtask_finished_idx",
+        ),
+    ]
