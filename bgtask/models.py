@@ -126,9 +126,9 @@ class Task(models.Model):
                 name="bgtask_running_lease_idx",
             ),
             # Finds history older than the retention for the pruner (bgtask.pruning) and recent
-            # failures for the repeat sweep (finished_at leads). Not partial: SQLite cannot use a partial index for
-            # the ORM's parameterised status filter, and finished_at is NULL until a task ends,
-            # so a finished_at range never touches queued rows anyway.
+            # failures for the repeat sweep (finished_at leads). Not partial: SQLite cannot use a
+            # partial index for the ORM's parameterised status filter, and finished_at is NULL
+            # until a task ends, so a finished_at range never touches queued rows anyway.
             # Also the dashboard's last hour/day of outcomes per status and queue, read from the
             # index alone (bgtask.status). status and queue ride along at no extra write cost:
             # an outcome sets finished_at, so the entry is rewritten then anyway.
