@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from functools import cached_property
 
+import django
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -97,7 +98,7 @@ class CappedPaginator(Paginator):
 
 
 class RegisteredChoicesFilter(admin.SimpleListFilter):
-    """Choices from the registered tasks (no query), plus whatever value is selected."""
+    """Choices from the registered tasks, plus whatever value is selected."""
 
     def choices_from_registry(self) -> set[str]:
         raise NotImplementedError
@@ -121,7 +122,10 @@ class QueueFilter(RegisteredChoicesFilter):
         default = conf.default_queue()
         # Not every registered runner names a queue (Django Tasks' runner has none).
         queues = {getattr(registry.get(name), "queue", None) for name in registry.names()}
-        return {queue or default for queue in queues} | {default}
+        # Plus the queues with work waiting, read from the partial index of queued rows (its
+        # leading column is queue), never a DISTINCT over the history.
+        waiting = Task.objects.filter(status_is(Task.QUEUED)).values_list("queue", flat=True)
+        return {queue or default for queue in queues} | {default} | set(waiting.distinct())
 
 
 class TaskNameFilter(RegisteredChoicesFilter):
@@ -173,13 +177,10 @@ def _pretty_json(text: str | None) -> str:
 class TaskAdmin(admin.ModelAdmin):
     list_display = (
         "id",
-        "task_name",
+        "task",
         "queue",
         "status",
-        "priority",
-        "run_at",
-        "attempts",
-        "error",
+        "due",
     )
     list_filter = ("status", QueueFilter, TaskNameFilter)
     # Shown for the search box; get_search_results decides what a term matches.
@@ -201,12 +202,22 @@ class TaskAdmin(admin.ModelAdmin):
 
     # -- the list -----------------------------------------------------------------------------
 
-    @admin.display(description="Last error")
-    def error(self, task: Task) -> str:
+    @admin.display(description="Run at")
+    def due(self, task: Task) -> str:
+        # Compact, so that the error column keeps its room at 1280 px beside the filters.
+        return f"{timezone.localtime(task.run_at):%Y-%m-%d %H:%M}"
+
+    @admin.display(description="Task and last error")  # attempts: on the task's page
+    def task(self, task: Task) -> str:
+        # The error's line sits under the name, cut to the cell's width (the whole line in its
+        # tooltip, the traceback on the task's page): a column of its own was squeezed to
+        # nothing beside the filters at 1280 px.
         if not task.last_error:
-            return ""
+            return task.task_name
         line = error_summary(task.last_error, length=1000)
-        return format_html('<span class="bgtask-error" title="{}">{}</span>', line, line)
+        return format_html(
+            '{}<span class="bgtask-error" title="{}">{}</span>', task.task_name, line, line
+        )
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -360,6 +371,8 @@ class TaskAdmin(admin.ModelAdmin):
             "per_minute": stacked_bars(throughput["per_minute"], 10, "%H:%M"),
             "per_hour": stacked_bars(throughput["per_hour"], 4, "%H:00"),
             "changelist_url": reverse("admin:bgtask_task_changelist"),
+            # Django 6 draws breadcrumbs as <ol class="breadcrumbs">, 5.2 as a <div>.
+            "legacy_breadcrumbs": django.VERSION < (6,),
         }
         return TemplateResponse(request, "admin/bgtask/task/dashboard.html", context)
 

@@ -81,8 +81,8 @@ def stacked_bars(points: list[dict[str, Any]], label_every: int, time_format: st
             chart.x_labels.append(
                 Label(round(x + (slot - gap) / 2, 2), HEIGHT - 6, start.strftime(time_format))
             )
-    for fraction in (0, 0.5, 1):
+    for fraction in (0, 0.5, 1) if top > 1 else (0, 1):
         y = round(HEIGHT - BOTTOM - fraction * plot_height, 2)
         chart.grid.append(y)
-        chart.y_labels.append(Label(LEFT - 6, y + 4, f"{int(top * fraction):,}"))
+        chart.y_labels.append(Label(LEFT - 6, y + 4, f"{top * fraction:,.0f}"))
     return chart
