@@ -129,12 +129,18 @@ class Task(models.Model):
             # failures for the repeat sweep (finished_at leads). Not partial: SQLite cannot use a
             # partial index for the ORM's parameterised status filter, and finished_at is NULL
             # until a task ends, so a finished_at range never touches queued rows anyway.
-            # Also the dashboard's last hour/day of outcomes per status and queue, read from the
-            # index alone (bgtask.status). status and queue ride along at no extra write cost:
-            # an outcome sets finished_at, so the entry is rewritten then anyway.
-            models.Index(fields=["finished_at", "status", "queue"], name="bgtask_outcome_idx"),
-            # The admin's status filter (newest first) and the counts per status, capped.
-            models.Index(fields=["status", "id"], name="bgtask_status_id_idx"),
+            # Also the dashboard's last hour and day of outcomes (bgtask.status), read from this
+            # index alone. status, queue and task_name cost next to nothing more: an outcome
+            # sets finished_at, so the entry is rewritten then anyway.
+            models.Index(
+                fields=["finished_at", "status", "queue", "task_name"], name="bgtask_outcome_idx"
+            ),
+            # Failures kept until pruned: the admin's status filter (newest first), the counts
+            # above the list and the failures per queue. Partial, so it changes only when a task
+            # fails for good or is retried from the admin, never on the claim/success path.
+            models.Index(
+                fields=["id", "queue"], condition=Q(status="failed"), name="bgtask_failed_idx"
+            ),
         ]
 
     def __str__(self) -> str:

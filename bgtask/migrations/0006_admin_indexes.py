@@ -16,12 +16,16 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="task",
             index=models.Index(
-                fields=["finished_at", "status", "queue"], name="bgtask_outcome_idx"
+                fields=["finished_at", "status", "queue", "task_name"], name="bgtask_outcome_idx"
             ),
         ),
         migrations.AddIndex(
             model_name="task",
-            index=models.Index(fields=["status", "id"], name="bgtask_status_id_idx"),
+            index=models.Index(
+                condition=models.Q(("status", "failed")),
+                fields=["id", "queue"],
+                name="bgtask_failed_idx",
+            ),
         ),
         migrations.RemoveIndex(
             model_name="task",
