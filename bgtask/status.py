@@ -121,9 +121,15 @@ def _retrying(since: datetime, using: str | None) -> list[tuple[datetime, bool]]
     """(start of the failed attempt, rescued?) of queued tasks waiting for a retry whose failed
     attempt started since ``since``; few rows, read through the partial index of queued rows."""
     rescued = ExpressionWrapper(Q(last_error__startswith=RESCUED_PREFIX), BooleanField())
+    # Literal conditions, as the partial bgtask_retrying_idx states them (SQLite needs that).
+    retrying = RawSQL(
+        f"{Task._meta.db_table}.status = 'queued' AND {Task._meta.db_table}.attempts > 0",
+        (),
+        output_field=BooleanField(),
+    )
     return list(
         _tasks(using)
-        .filter(status_is(Task.QUEUED), attempts__gt=0, started_at__gte=since)
+        .filter(retrying, started_at__gte=since)
         .annotate(rescued=rescued)
         .values_list("started_at", "rescued")
     )
@@ -351,11 +357,11 @@ def rescued(
     now = now or timezone.now()
     first_hour = _hour_start(now)
     retries = _retries if _retries is not None else _retrying(first_hour, using)
-    abandoned = Q(status=Task.FAILED, last_error__startswith=RESCUED_PREFIX)
     failed = (
         _tasks(using)
-        .filter(finished_at__gte=first_hour)
-        .aggregate(n=Count("id", filter=abandoned))["n"]
+        .filter(status_is(Task.FAILED), finished_at__gte=first_hour)
+        .filter(last_error__startswith=RESCUED_PREFIX)
+        .count()
     )
     return {
         "waiting_retry": sum(1 for _, was_rescued in retries if was_rescued),

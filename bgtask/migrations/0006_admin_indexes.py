@@ -27,6 +27,14 @@ class Migration(migrations.Migration):
                 name="bgtask_failed_idx",
             ),
         ),
+        migrations.AddIndex(
+            model_name="task",
+            index=models.Index(
+                condition=models.Q(("attempts__gt", 0), ("status", "queued")),
+                fields=["started_at"],
+                name="bgtask_retrying_idx",
+            ),
+        ),
         migrations.RemoveIndex(
             model_name="task",
             name="bgtask_finished_idx",
