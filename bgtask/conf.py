@@ -63,6 +63,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         None,
         "Bearer token that opens the JSON status endpoint besides a staff session; None: none.",
     ),
+    # Admin (issue 13): substring search reads every row, so it is opt-in.
+    "BGTASK_ADMIN_FULL_SEARCH": (
+        False,
+        "Admin search also matches substrings of task names, arguments and errors (slow).",
+    ),
 }
 
 
@@ -192,3 +197,7 @@ def metrics_namespace() -> str | None:
 
 def status_token() -> str | None:
     return _optional_text("BGTASK_STATUS_TOKEN")
+
+
+def admin_full_search() -> bool:
+    return bool(get("BGTASK_ADMIN_FULL_SEARCH"))

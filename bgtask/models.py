@@ -147,10 +147,28 @@ class Task(models.Model):
                 name="bgtask_running_lease_idx",
             ),
             # Finds history older than the retention for the pruner (bgtask.pruning) and recent
-            # failures for the repeat sweep. Not partial: SQLite cannot use a partial index for
-            # the ORM's parameterised status filter, and finished_at is NULL until a task ends,
-            # so a finished_at range never touches queued rows anyway.
-            models.Index(fields=["finished_at"], name="bgtask_finished_idx"),
+            # failures for the repeat sweep (finished_at leads). Not partial: SQLite cannot use a
+            # partial index for the ORM's parameterised status filter, and finished_at is NULL
+            # until a task ends, so a finished_at range never touches queued rows anyway.
+            # Also the dashboard's last hour and day of outcomes (bgtask.status), read from this
+            # index alone. status, queue and task_name cost next to nothing more: an outcome
+            # sets finished_at, so the entry is rewritten then anyway.
+            models.Index(
+                fields=["finished_at", "status", "queue", "task_name"], name="bgtask_outcome_idx"
+            ),
+            # Failures kept until pruned: the admin's status filter (newest first), the counts
+            # above the list and the failures per queue. Partial, so it changes only when a task
+            # fails for good or is retried from the admin, never on the claim/success path.
+            models.Index(
+                fields=["id", "queue"], condition=Q(status="failed"), name="bgtask_failed_idx"
+            ),
+            # Tasks waiting for a retry, by the start of their failed attempt: the dashboard's
+            # "retried" and rescued figures. Partial: a first attempt never enters it.
+            models.Index(
+                fields=["started_at"],
+                condition=Q(status="queued", attempts__gt=0),
+                name="bgtask_retrying_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -16,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from bgtask import conf
-from bgtask.status import queue_stats
+from bgtask.status import health
 
 
 def _bearer_token(request: HttpRequest) -> str | None:
@@ -34,7 +34,9 @@ def _refusal(status: int, message: str) -> JsonResponse:
 @never_cache
 @require_GET
 def status(request: HttpRequest) -> JsonResponse:
-    """Answer ``{"queues": {name: QueueStats}, "time": iso}``; 401/403 for anyone else."""
+    """Answer ``bgtask.status.health()`` as JSON (``{"time": iso, "queues": {name: QueueStats},
+    "throughput": ..., "slowest": ..., "most_failing": ..., "workers": ..., "rescued": ...}``);
+    401/403 for anyone else."""
     token = _bearer_token(request)
     if token is not None:
         expected = conf.status_token()
@@ -49,5 +51,5 @@ def status(request: HttpRequest) -> JsonResponse:
             )
         if not (user.is_active and user.is_staff):
             return _refusal(403, "Only staff users may read the task queue status.")
-    now = timezone.now()
-    return JsonResponse({"queues": queue_stats(now), "time": now.isoformat()})
+    # DjangoJSONEncoder (JsonResponse's default) writes the datetimes as ISO 8601.
+    return JsonResponse(health(timezone.now()))

@@ -47,7 +47,7 @@ def emf_line(
 
 def batch_metrics(result: BatchResult, queue: str | None) -> tuple[dict[str, float], dict]:
     """Queue depth and oldest due age (after the batch) plus what the batch did."""
-    stats = queue_stats()
+    stats = queue_stats(include_history=False)  # depth and lag only: cheap after every batch
     chosen = [stats[queue]] if queue is not None and queue in stats else []
     if queue is None:
         chosen = list(stats.values())
