@@ -28,7 +28,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from bgtask import conf, registry
+from bgtask import clock, conf, registry
 from bgtask.cancellation import cancel_queued
 from bgtask.charts import stacked_bars
 from bgtask.models import PeriodicOccurrence, Task
@@ -43,7 +43,7 @@ DASHBOARD_REFRESH = 30
 
 def run_now(tasks: QuerySet) -> int:
     """Make queued tasks due at once (a scheduled or backing-off task jumps its wait)."""
-    return tasks.filter(status=Task.QUEUED).update(run_at=timezone.now())
+    return tasks.filter(status=Task.QUEUED).update(run_at=clock.now(tasks.db))
 
 
 def retry_failed(tasks: QuerySet) -> int:
@@ -52,7 +52,7 @@ def retry_failed(tasks: QuerySet) -> int:
     return tasks.filter(status=Task.FAILED).update(
         status=Task.QUEUED,
         attempts=0,
-        run_at=timezone.now(),
+        run_at=clock.now(tasks.db),
         failed_at=None,
         finished_at=None,
         started_at=None,

@@ -93,3 +93,5 @@ if os.environ.get("BGTASK_TEST_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["BGTASK_TEST_DB_NAME"]
 if os.environ.get("BGTASK_TEST_MAX_RUN_TIME"):
     MAX_RUN_TIME = float(os.environ["BGTASK_TEST_MAX_RUN_TIME"])
+if os.environ.get("BGTASK_TEST_LEASE_SECONDS"):
+    BGTASK_LEASE_SECONDS = float(os.environ["BGTASK_TEST_LEASE_SECONDS"])
