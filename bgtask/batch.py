@@ -159,9 +159,7 @@ def _run_batch(
     started = time.monotonic()
     deadline = started + budget
     tasks_deadline = (
-        None
-        if hard_deadline is None
-        else started + (hard_deadline - clock.now()).total_seconds()
+        None if hard_deadline is None else started + (hard_deadline - clock.now()).total_seconds()
     )
     max_run_time = conf.max_run_time()
     claim_limit = conf.claim_limit()
