@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 logger = logging.getLogger("bgtask.batch")
@@ -24,9 +25,6 @@ logger = logging.getLogger("bgtask.batch")
 # worker with slow tasks does not sit on work that an idle worker could be running.
 FAST_BATCH_SECONDS = 0.25
 SLOW_BATCH_SECONDS = 1.0
-# A claimed task is only started while most of its lease is left; otherwise the rest is released
-# and claimed afresh with a new lease. Lease length is MAX_RUN_TIME for a cron/CLI worker.
-STALE_CLAIM_FRACTION = 0.1
 
 
 @dataclass
@@ -82,16 +80,22 @@ def run_batch(
 
     ``queue``: only this queue (default: all). ``lease_expires_at``: when a caller has a hard
     deadline (a Lambda invocation), the lock of every claimed task expires then instead of after
-    ``MAX_RUN_TIME``, so a killed invocation's task is claimable soon after. ``stop``: an event
-    that, once set, ends the batch after the running task.
+    ``BGTASK_LEASE_SECONDS`` renewed by a heartbeat, so a killed invocation's task is claimable
+    soon after. ``stop``: an event that, once set, ends the batch after the running task.
+
+    Raises ``bgtask.exceptions.DatabaseUnavailable`` (one line) when the database goes away and a
+    reconnect does not help; what the batch still owed it (claimed tasks to release, successes to
+    write) is settled by the next ``run_batch`` of the process (see ``bgtask.carryover``).
 
     >>> result = run_batch(55)
     >>> result.succeeded, result.failed, result.retried
     (12, 0, 1)
     """
-    from bgtask import conf, maintenance
+    from bgtask import carryover, clock, conf, maintenance
     from bgtask.decorators import check_queue
     from bgtask.execution import FAILED, RETRIED, SUCCEEDED, execute
+    from bgtask.heartbeat import Heartbeat
+    from bgtask.outcomes import SuccessBuffer
     from bgtask.store import TaskStore
 
     budget = check_duration(duration)
@@ -101,56 +105,86 @@ def run_batch(
         raise ValueError("lease_expires_at must be an aware datetime.")
     started = time.monotonic()
     deadline = started + budget
-    max_run_time = conf.max_run_time()
     claim_limit = conf.claim_limit()
+    lease_seconds = conf.lease_seconds()
     store = TaskStore()
     result = BatchResult(worker_id=new_worker_id())
+    carryover.settle(store)
     result.rescued = store.rescue_abandoned(on_rescued=maintenance.signal_rescued)
     maintenance.before_batch()
+    successes = SuccessBuffer(store, conf.outcome_batch(), conf.outcome_max_delay())
+    # A Lambda invocation's lease is its deadline; anyone else holds short leases, renewed.
+    heartbeat = (
+        None
+        if lease_expires_at is not None
+        else Heartbeat(store.alias, result.worker_id, lease_seconds, conf.max_run_time())
+    )
 
     limit = 1
-    while not (stop and stop.is_set()):
-        if time.monotonic() >= deadline:
-            result.budget_spent = True
-            break
-        lease = lease_expires_at or timezone.now() + timedelta(seconds=max_run_time)
-        claimed = store.claim_due(result.worker_id, limit, lease, queue)
-        if not claimed:
-            break
-        claimed_at = time.monotonic()
-        begun = 0
+    failing: BaseException | None = None
+    try:
+        while not (stop and stop.is_set()):
+            if time.monotonic() >= deadline:
+                result.budget_spent = True
+                break
+            successes.flush()  # a claim sees the table as this worker left it
+            lease = lease_expires_at or clock.now(store.alias) + timedelta(seconds=lease_seconds)
+            claimed = store.claim_due(result.worker_id, limit, lease, queue)
+            if not claimed:
+                break
+            claimed_at = time.monotonic()
+            if heartbeat is not None:
+                heartbeat.claimed()
+            begun = 0
+            try:
+                for task in claimed:
+                    now = time.monotonic()
+                    if now >= deadline:
+                        result.budget_spent = True
+                        break
+                    if stop and stop.is_set():
+                        break
+                    if heartbeat is not None and heartbeat.lease_left() < lease_seconds / 2:
+                        break  # start nothing on a fading lease: release the rest, claim afresh
+                    begun += 1  # counted before it runs: a started task is never released
+                    successes.before_task()
+                    if heartbeat is not None:
+                        heartbeat.task_started()
+                    outcome = execute(task, store, successes)
+                    if heartbeat is not None:
+                        heartbeat.task_finished()
+                    successes.task_ran(time.monotonic() - now)
+                    if outcome.kind == SUCCEEDED:
+                        result.succeeded += 1
+                    elif outcome.kind == RETRIED:
+                        result.retried += 1
+                    elif outcome.kind == FAILED:
+                        result.failed += 1
+            except BaseException:
+                # Whatever stops the batch, the claimed rest goes back (or is owed, if the
+                # database is away); the error on its way out is the one to report.
+                _release(store, claimed[begun:], result, quiet=True)
+                raise
+            _release(store, claimed[begun:], result, quiet=False)
+            if result.budget_spent:
+                break
+            batch_seconds = time.monotonic() - claimed_at
+            if begun == len(claimed) and batch_seconds < FAST_BATCH_SECONDS:
+                limit = min(limit * 2, claim_limit)
+            elif batch_seconds > SLOW_BATCH_SECONDS:
+                limit = max(1, limit // 2)
+    except BaseException as exc:
+        failing = exc
+        raise
+    finally:
+        if heartbeat is not None:
+            heartbeat.stop()
         try:
-            for task in claimed:
-                now = time.monotonic()
-                if now >= deadline:
-                    result.budget_spent = True
-                    break
-                if stop and stop.is_set():
-                    break
-                if (
-                    lease_expires_at is None
-                    and now - claimed_at > STALE_CLAIM_FRACTION * max_run_time
-                ):
-                    break
-                begun += 1  # counted before it runs: a started task is never released
-                outcome = execute(task, store)
-                if outcome.kind == SUCCEEDED:
-                    result.succeeded += 1
-                elif outcome.kind == RETRIED:
-                    result.retried += 1
-                elif outcome.kind == FAILED:
-                    result.failed += 1
-        finally:
-            unstarted = [task.id for task in claimed[begun:]]
-            if unstarted:
-                result.released += store.release(unstarted, result.worker_id)
-        if result.budget_spent:
-            break
-        batch_seconds = time.monotonic() - claimed_at
-        if begun == len(claimed) and batch_seconds < FAST_BATCH_SECONDS:
-            limit = min(limit * 2, claim_limit)
-        elif batch_seconds > SLOW_BATCH_SECONDS:
-            limit = max(1, limit // 2)
+            successes.flush()  # on budget end, on stop, and on the way out of an error
+        except DatabaseError:
+            # The group waits in bgtask.carryover; an error already on its way out says enough.
+            if failing is None:
+                raise
 
     maintenance.after_batch()
     result.elapsed = time.monotonic() - started
@@ -158,3 +192,19 @@ def run_batch(
     level = logging.INFO if (result.ran or result.released or result.rescued) else logging.DEBUG
     logger.log(level, "Batch %s: %s", result.worker_id, result.as_dict())
     return result
+
+
+def _release(store, unstarted: list, result: BatchResult, *, quiet: bool) -> None:
+    """Release claimed but unstarted tasks; if the database is away, owe them to it
+    (``bgtask.carryover``) and raise, unless ``quiet`` (another error is already on its way)."""
+    from bgtask import carryover
+
+    if not unstarted:
+        return
+    task_ids = [task.id for task in unstarted]
+    try:
+        result.released += store.release(task_ids, result.worker_id)
+    except DatabaseError:
+        carryover.owe_release(store.alias, result.worker_id, task_ids)
+        if not quiet:
+            raise

@@ -11,6 +11,7 @@ from django.utils import timezone
 from bgtask import conf, registry, repeating, signals, timeouts
 from bgtask.exceptions import UnknownTask
 from bgtask.models import Task
+from bgtask.outcomes import Success, SuccessBuffer
 from bgtask.redaction import redact
 from bgtask.scheduling import retry_delay
 from bgtask.serialization import UndecodableArguments, decode_arguments, encode_result
@@ -34,14 +35,17 @@ class Outcome:
     recorded: bool  # False when the lease was lost and the write was discarded
 
 
-def execute(task: Task, store: TaskStore) -> Outcome:
-    """Run ``task`` (already claimed by this worker) and record its outcome."""
+def execute(task: Task, store: TaskStore, successes: SuccessBuffer | None = None) -> Outcome:
+    """Run ``task`` (already claimed by this worker) and record its outcome.
+
+    With ``successes``, a success that may wait is added to that group instead of being written
+    now (``bgtask.outcomes``); a retry or failure writes the waiting group first."""
     started_at = timezone.now()
     try:
         function = registry.get(task.task_name)
     except UnknownTask as exc:
         # A newer deploy may know this name: retry with backoff rather than fail at once.
-        return _record_error(task, store, exc, str(exc), started_at, retryable=True)
+        return _record_error(task, store, successes, exc, str(exc), started_at, retryable=True)
     try:
         args, kwargs = decode_arguments(task.arguments)
     except UndecodableArguments as exc:
@@ -49,6 +53,7 @@ def execute(task: Task, store: TaskStore) -> Outcome:
         return _record_error(
             task,
             store,
+            successes,
             exc,
             f"{exc} (stored: {task.arguments[:200]!r})",
             started_at,
@@ -63,10 +68,12 @@ def execute(task: Task, store: TaskStore) -> Outcome:
             value = function.run(args, kwargs)
     except timeouts.TaskTimedOut as exc:
         # A runaway is likely to run away again: fail it now rather than hold a worker 25 times.
-        return _record_error(task, store, exc, timeouts.describe(exc), started_at, retryable=False)
+        return _record_error(
+            task, store, successes, exc, timeouts.describe(exc), started_at, retryable=False
+        )
     except TASK_ERRORS as exc:
         text = traceback.format_exc()
-        return _record_error(task, store, exc, text, started_at, retryable=retryable)
+        return _record_error(task, store, successes, exc, text, started_at, retryable=retryable)
 
     finished_at = timezone.now()
     result = encode_result(value)
@@ -87,6 +94,11 @@ def execute(task: Task, store: TaskStore) -> Outcome:
             size,
         )
         result = None
+    if successes is not None and successes.accepts(task):
+        successes.add(Success(task, value, result, started_at, finished_at))
+        return Outcome(SUCCEEDED, True)  # counted now; a lease lost meanwhile is logged at write
+    if successes is not None:
+        successes.flush()
     with repeating.outcome_transaction(task, store.alias):
         recorded = store.mark_succeeded(task, result, started_at, finished_at)
         if recorded:
@@ -99,8 +111,17 @@ def execute(task: Task, store: TaskStore) -> Outcome:
 
 
 def _record_error(
-    task: Task, store: TaskStore, error: BaseException, text: str, started_at, *, retryable: bool
+    task: Task,
+    store: TaskStore,
+    successes: SuccessBuffer | None,
+    error: BaseException,
+    text: str,
+    started_at,
+    *,
+    retryable: bool,
 ) -> Outcome:
+    if successes is not None:
+        successes.flush()  # outcomes reach the table in the order they happened
     text = redact(text)  # error text is stored and logged: no secret may reach either
     if len(text) > MAX_ERROR_CHARS:
         # The end of a traceback says what failed; megabytes would fail the write itself.

@@ -19,6 +19,9 @@ from django.db import connections, transaction
 from bgtask.models import Task
 
 ORDER = "priority DESC, run_at, id"
+# What a succeeded outcome writes besides the values of its row.
+SUCCEEDED_SET = "status = 'succeeded', locked_by = NULL, locked_until = NULL, unique_key = NULL"
+SuccessRow = tuple[int, str, "str | None", datetime, datetime]
 
 
 def _due_filter(queue: str | None) -> tuple[str, list]:
@@ -30,6 +33,8 @@ def _due_filter(queue: str | None) -> tuple[str, list]:
 class Dialect:
     #: Appended to the WHERE of outcome UPDATEs; PostgreSQL makes their commit asynchronous.
     outcome_where = ""
+    #: A query returning the server's current time (``bgtask.clock``); None: the process's clock.
+    now_sql: str | None = None
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
@@ -52,8 +57,7 @@ class Dialect:
         a single round trip, without the ORM building the same query again for every task.
         """
         connection = self.connection
-        # Inside a caller's transaction the commit is theirs, so it keeps their durability.
-        extra = "" if connection.in_atomic_block else self.outcome_where
+        extra = self._commit_clause()
         names = tuple(fields)
         sql = self._outcome_sql.get((names, extra))
         if sql is None:
@@ -70,6 +74,25 @@ class Dialect:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.rowcount
+
+    def _commit_clause(self) -> str:
+        """``outcome_where`` when outcome commits may be asynchronous (``BGTASK_ASYNC_COMMIT``).
+
+        Inside a caller's transaction the commit is theirs, so it keeps their durability."""
+        from bgtask import conf
+
+        if not self.outcome_where or self.connection.in_atomic_block or not conf.async_commit():
+            return ""
+        return self.outcome_where
+
+    def finish_successes(self, rows: Sequence[SuccessRow]) -> set[int]:
+        """Record ``rows`` (id, locked_by, result, started_at, finished_at) as succeeded in one
+        statement, each only while still ``running`` under that ``locked_by``; the ids written."""
+        raise NotImplementedError
+
+    def _adapted(self, rows: Sequence[SuccessRow]) -> list[tuple]:
+        adapt = self.connection.ops.adapt_datetimefield_value
+        return [(i, by, result, adapt(start), adapt(end)) for i, by, result, start, end in rows]
 
     def insert(self, names: Sequence[str], rows: Sequence[Sequence[object]]) -> int:
         """INSERT ``rows`` (values in the order of field ``names``) in one statement."""
@@ -108,6 +131,8 @@ class UpdateReturningDialect(Dialect):
 
 class PostgresDialect(UpdateReturningDialect):
     lock_clause = " FOR UPDATE SKIP LOCKED"
+    # The wall clock now, not the transaction's start (now() would be stale inside a transaction).
+    now_sql = "SELECT clock_timestamp()"
     # The outcome's own one-statement transaction commits without waiting for the WAL flush, as
     # ``SET LOCAL synchronous_commit = off`` would (set_config(..., true) lasts for this
     # transaction only). The commit is visible at once and no worker crash can lose it; only a
@@ -117,6 +142,22 @@ class PostgresDialect(UpdateReturningDialect):
     # and, being part of the UPDATE, adds no round trip. In the WHERE clause it is evaluated only
     # for the row the primary key finds, which is cheaper for the server than a joined subquery.
     outcome_where = " AND set_config('synchronous_commit', 'off', true) = 'off'"
+
+    def finish_successes(self, rows):
+        # Five arrays, one statement whatever the group size: the server plans the same text
+        # every time and psycopg sends each array as one parameter.
+        ids, workers, results, starts, ends = map(list, zip(*rows, strict=True))
+        sql = (
+            f"UPDATE {self.table} AS t SET {SUCCEEDED_SET}, result = v.result, "
+            "started_at = v.started_at, finished_at = v.finished_at "
+            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], "
+            "%s::timestamptz[]) AS v(id, locked_by, result, started_at, finished_at) "
+            "WHERE t.id = v.id AND t.status = 'running' AND t.locked_by = v.locked_by"
+            f"{self._commit_clause()} RETURNING t.id"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [ids, workers, results, starts, ends])
+            return {row[0] for row in cursor.fetchall()}
 
     def insert(self, names, rows):
         # COPY: psycopg streams the rows without a statement of 30,000 literals to quote and for
@@ -171,8 +212,23 @@ class SQLiteDialect(UpdateReturningDialect):
         rows.sort(key=lambda t: (-t.priority, t.run_at, t.id))
         return rows
 
+    def finish_successes(self, rows):
+        values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
+        sql = (
+            f"UPDATE {self.table} AS t SET {SUCCEEDED_SET}, result = v.column3, "
+            f"started_at = v.column4, finished_at = v.column5 FROM (VALUES {values}) AS v "
+            "WHERE t.id = v.column1 AND t.status = 'running' AND t.locked_by = v.column2 "
+            "RETURNING id"
+        )
+        params = [value for row in self._adapted(rows) for value in row]
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return {row[0] for row in cursor.fetchall()}
+
 
 class MySQLDialect(Dialect):
+    now_sql = "SELECT UTC_TIMESTAMP(6)"
+
     def claim(self, worker_id, limit, now, lease_until, queue):
         manager = Task.objects.db_manager(self.alias)
         with transaction.atomic(using=self.alias):
@@ -208,6 +264,39 @@ class MySQLDialect(Dialect):
             task.status, task.locked_by, task.locked_until = Task.RUNNING, worker_id, lease_until
             task.started_at = now
         return rows
+
+    def finish_successes(self, rows):
+        # No UPDATE ... RETURNING here: lock the rows that are still ours, then write those in
+        # one UPDATE joined to the group's values, in one short transaction.
+        rows = self._adapted(rows)
+        holder = {row[0]: row[1] for row in rows}
+        placeholders = ", ".join(["%s"] * len(rows))
+        with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, locked_by FROM {self.table} WHERE id IN ({placeholders}) "
+                "AND status = 'running' FOR UPDATE",
+                list(holder),
+            )
+            ours = {
+                task_id for task_id, locked_by in cursor.fetchall() if holder[task_id] == locked_by
+            }
+            if ours:
+                group = [row for row in rows if row[0] in ours]
+                values = " UNION ALL ".join(
+                    ["SELECT %s AS id, %s AS result, %s AS started_at, %s AS finished_at"]
+                    * len(group)
+                )
+                cursor.execute(
+                    f"UPDATE {self.table} AS t JOIN ({values}) AS v ON t.id = v.id "
+                    f"SET t.{SUCCEEDED_SET.replace(', ', ', t.')}, t.result = v.result, "
+                    "t.started_at = v.started_at, t.finished_at = v.finished_at",
+                    [
+                        value
+                        for i, _, result, start, end in group
+                        for value in (i, result, start, end)
+                    ],
+                )
+        return ours
 
 
 def dialect_for(alias: str) -> Dialect:

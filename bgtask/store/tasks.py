@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from django.db import InterfaceError, OperationalError, connections, router, transaction
-from django.utils import timezone
 
+from bgtask import clock
+from bgtask.exceptions import DatabaseUnavailable
 from bgtask.models import Task
 from bgtask.store.dialects import dialect_for
 
@@ -29,6 +30,24 @@ SQLITE_LOCKED_PATIENCE = 60.0
 def _is_sqlite_locked(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "database is locked" in text or "database table is locked" in text
+
+
+def unavailable_message(connection, exc: BaseException) -> str:
+    """One line naming the database (server and name, never credentials) and the driver's reason."""
+    settings = connection.settings_dict
+    where = str(settings.get("NAME"))
+    if connection.vendor != "sqlite":
+        where = f"{settings.get('HOST') or 'localhost'}:{settings.get('PORT') or 'default'}/{where}"
+    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+    return f"The {connection.vendor} database {where} is unavailable: {reason}"
+
+
+def _close_quietly(connection) -> None:
+    """Close a connection that may already be dead; a failure to say goodbye is not news."""
+    try:
+        connection.close()
+    except Exception:  # a dead socket can fail its close too; the next use reconnects
+        logger.debug("Closing a broken connection failed.", exc_info=True)
 
 
 class TaskStore:
@@ -63,10 +82,13 @@ class TaskStore:
                     time.sleep(delay)
                     delay = min(delay * 2, 0.25)
                     continue
-                if reconnected or not reconnect or conn.in_atomic_block:
+                if not reconnect or conn.in_atomic_block:
                     raise
-                logger.warning("Database connection lost (%s); reconnecting once.", exc)
-                conn.close()
+                if reconnected:
+                    # One line for the caller to log; the driver's chained traceback says no more.
+                    raise DatabaseUnavailable(unavailable_message(conn, exc)) from None
+                logger.debug("Database connection lost (%s); reconnecting once.", exc)
+                _close_quietly(conn)
                 reconnected = True
 
     # -- claiming ---------------------------------------------------------------------------
@@ -80,7 +102,7 @@ class TaskStore:
         features use it to send ``task_retried``/``task_failed``)."""
         from bgtask import conf
 
-        now = now or timezone.now()
+        now = now or clock.now(self.alias)
         max_attempts = conf.max_attempts()
         rescued_ids: list[int] = []
 
@@ -142,7 +164,7 @@ class TaskStore:
                 # A claim may have committed before the connection dropped; hand back anything
                 # locked to us (we run nothing while claiming) instead of stranding it.
                 self.release_all(worker_id)
-            return self.dialect.claim(worker_id, limit, timezone.now(), lease_until, queue)
+            return self.dialect.claim(worker_id, limit, clock.now(self.alias), lease_until, queue)
 
         return self._run(claim)
 
@@ -155,6 +177,17 @@ class TaskStore:
                 Task.objects.using(self.alias)
                 .filter(id__in=task_ids, status=Task.RUNNING, locked_by=worker_id)
                 .update(status=Task.QUEUED, locked_by=None, locked_until=None, started_at=None)
+            )
+        )
+
+    def renew_leases(self, worker_id: str, lease_until: datetime) -> int:
+        """Extend the lease of every task ``worker_id`` holds (the heartbeat): one statement for
+        the running task, the claimed-but-unstarted ones and any buffered successes alike."""
+        return self._run(
+            lambda: (
+                Task.objects.using(self.alias)
+                .filter(status=Task.RUNNING, locked_by=worker_id)
+                .update(locked_until=lease_until)
             )
         )
 
@@ -216,13 +249,42 @@ class TaskStore:
         fields.setdefault("locked_until", None)
         updated = self._run(lambda: self.dialect.finish(task.id, task.locked_by, fields))
         if not updated:
-            logger.warning(
-                "Task %s #%s: lease lost before its outcome was written (it ran past its lease "
-                "and was taken over, or was deleted); this outcome is discarded.",
-                task.task_name,
-                task.id,
-            )
+            self.log_lost_lease(task)
         return bool(updated)
+
+    def log_lost_lease(self, task: Task) -> None:
+        logger.warning(
+            "Task %s #%s: lease lost before its outcome was written (it ran past its lease "
+            "and was taken over, or was deleted); this outcome is discarded.",
+            task.task_name,
+            task.id,
+        )
+
+    def mark_succeeded_many(
+        self, rows: Sequence[tuple[int, str, str | None, datetime, datetime]]
+    ) -> set[int]:
+        """Record many successes in one guarded statement; return the ids written.
+
+        ``rows`` are ``(id, locked_by, result, started_at, finished_at)``; a row is written only
+        while it is still ``running`` under that ``locked_by``. One task's success is written with
+        the single-row statement, which is what a group of one costs anyway.
+        """
+        if not rows:
+            return set()
+        if len(rows) == 1:
+            task_id, locked_by, result, started_at, finished_at = rows[0]
+            fields = {
+                "status": Task.SUCCEEDED,
+                "result": result,
+                "started_at": started_at,
+                "finished_at": finished_at,
+                "unique_key": None,
+                "locked_by": None,
+                "locked_until": None,
+            }
+            updated = self._run(lambda: self.dialect.finish(task_id, locked_by, fields))
+            return {task_id} if updated else set()
+        return self._run(lambda: self.dialect.finish_successes(rows))
 
     def mark_succeeded(
         self, task: Task, result: str | None, started_at: datetime, finished_at: datetime

@@ -3,7 +3,7 @@
 import math
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -230,8 +230,7 @@ def test_abandoned_task_out_of_attempts_is_failed(settings):
     assert task.status == Task.FAILED and task.attempts == 2 and task.failed_at is not None
 
 
-def test_lease_is_max_run_time_from_the_claim(settings):
-    settings.MAX_RUN_TIME = 120
+def _lease_seen_by_a_task() -> tuple[datetime, dict]:
     seen = {}
 
     def grab(sender, task, **kwargs):
@@ -247,10 +246,22 @@ def test_lease_is_max_run_time_from_the_claim(settings):
     finally:
         task_started.disconnect(grab)
     assert seen["status"] == Task.RUNNING and seen["locked_by"]
+    return before, seen
+
+
+@pytest.mark.parametrize(
+    ("lease_seconds", "max_run_time", "expected"), [(60, 3600, 60), (60, 20, 20), (5, 120, 5)]
+)
+def test_lease_is_the_shorter_of_lease_seconds_and_max_run_time(
+    settings, lease_seconds, max_run_time, expected
+):
+    settings.BGTASK_LEASE_SECONDS = lease_seconds
+    settings.MAX_RUN_TIME = max_run_time
+    before, seen = _lease_seen_by_a_task()
     assert (
-        before + timedelta(seconds=119)
+        before + timedelta(seconds=expected - 1)
         <= seen["locked_until"]
-        <= timezone.now() + timedelta(seconds=121)
+        <= timezone.now() + timedelta(seconds=expected + 1)
     )
 
 

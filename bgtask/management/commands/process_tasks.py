@@ -7,6 +7,7 @@ tasks claimed but not started are released, and the command exits 0.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -14,6 +15,7 @@ import threading
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import InterfaceError, OperationalError, connections
 
 from bgtask import run_batch
 from bgtask.decorators import check_queue
@@ -22,6 +24,9 @@ logger = logging.getLogger("bgtask.process_tasks")
 
 # In "forever" mode each run_batch gets this budget, so settings and leases are refreshed often.
 FOREVER_SLICE_SECONDS = 300.0
+# While the database is away: wait this long before the first retry, doubling up to the cap.
+BACKOFF_FIRST_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 30.0
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
@@ -43,6 +48,54 @@ class _LogWriter:
         if self.buffer:
             self.log.log(self.level, self.buffer)
             self.buffer = ""
+
+
+def _needs_migrate(error: BaseException) -> bool:
+    """SQLite reports a missing table as an OperationalError, like a lost server; waiting would
+    not help that one."""
+    text = str(error).lower()
+    return "no such table" in text or "no such column" in text
+
+
+class Outage:
+    """One line when the database is lost, one when it is back, capped exponential backoff between.
+
+    >>> outage = Outage()
+    >>> outage.lost(error)   # logs once per outage; returns seconds to wait before trying again
+    0.5
+    >>> outage.back()        # logs how long it lasted, if there was one
+    """
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.attempts = 0
+
+    def lost(self, error: BaseException) -> float:
+        if self.since is None:
+            self.since = time.monotonic()
+            logger.warning(
+                "Lost the database: %s. Retrying with backoff (%.1f s doubling to %.0f s) until "
+                "it answers.",
+                " ".join(str(error).split())[:300] or type(error).__name__,
+                BACKOFF_FIRST_SECONDS,
+                BACKOFF_MAX_SECONDS,
+            )
+        pause = min(BACKOFF_FIRST_SECONDS * 2**self.attempts, BACKOFF_MAX_SECONDS)
+        self.attempts += 1
+        # Closed here so the next try connects afresh instead of reusing a broken socket.
+        for connection in connections.all(initialized_only=True):
+            # A dead connection can fail to close too; it is dropped either way.
+            with contextlib.suppress(Exception):
+                connection.close()
+        return pause
+
+    def back(self) -> None:
+        if self.since is not None:
+            logger.info(
+                "The database is back after %.1f s; carrying on.", time.monotonic() - self.since
+            )
+            self.since = None
+            self.attempts = 0
 
 
 class Command(BaseCommand):
@@ -121,17 +174,37 @@ class Command(BaseCommand):
         forever = duration <= 0 or duration == float("inf")
         end = time.monotonic() + (0 if forever else duration)
         totals = {"succeeded": 0, "failed": 0, "retried": 0}
+        outage = Outage()
         while not stop.is_set():
             budget = FOREVER_SLICE_SECONDS if forever else end - time.monotonic()
             if budget <= 0:
                 break
-            result = run_batch(budget, queue=queue, stop=stop)
+            try:
+                result = run_batch(budget, queue=queue, stop=stop)
+            except (OperationalError, InterfaceError) as exc:
+                if _needs_migrate(exc):
+                    raise CommandError(
+                        f"bgtask's tables are missing ({exc}); run `manage.py migrate`."
+                    ) from None
+                # A restart, a failover, a network blip: wait for the database, never exit.
+                pause = outage.lost(exc)
+                if not forever:
+                    pause = min(pause, end - time.monotonic())
+                if pause > 0:
+                    stop.wait(pause)
+                continue
+            outage.back()
             for key in totals:
                 totals[key] += getattr(result, key)
             if result.ran == 0 and not result.budget_spent:
                 pause = sleep if forever else min(sleep, end - time.monotonic())
                 if pause > 0:
                     stop.wait(pause)
+        if outage.since is not None:
+            logger.warning(
+                "process_tasks ends with the database still unavailable (for %.0f s).",
+                time.monotonic() - outage.since,
+            )
         return totals
 
     def _configure_logging(
