@@ -90,3 +90,8 @@ if os.environ.get("BGTASK_TEST_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["BGTASK_TEST_DB_NAME"]
 if os.environ.get("BGTASK_TEST_MAX_RUN_TIME"):
     MAX_RUN_TIME = float(os.environ["BGTASK_TEST_MAX_RUN_TIME"])
+# Outcome batching of worker processes (tests/reliability/test_outcome_batching.py).
+if os.environ.get("BGTASK_TEST_OUTCOME_BATCH"):
+    BGTASK_OUTCOME_BATCH = int(os.environ["BGTASK_TEST_OUTCOME_BATCH"])
+if os.environ.get("BGTASK_TEST_OUTCOME_MAX_DELAY"):
+    BGTASK_OUTCOME_MAX_DELAY = float(os.environ["BGTASK_TEST_OUTCOME_MAX_DELAY"])

@@ -63,3 +63,18 @@ def raise_huge_message(megabytes=20):
 @background(name="rel.return_huge_result")
 def return_huge_result(megabytes=20):
     return "y" * (megabytes * 1024 * 1024)
+
+
+@background(name="rel.observe_unwritten")
+def observe_unwritten(key):
+    """Record how many sample.record tasks have run (their side effect exists) while their row is
+    still ``running`` (their success not written yet), and how many rows are running in all."""
+    import json
+
+    from bgtask.models import Task
+    from tests.sampleapp.models import Execution
+
+    running = list(Task.objects.running().values_list("task_name", "arguments"))
+    running_keys = {json.loads(a)["args"][0] for name, a in running if name == "sample.record"}
+    unwritten = Execution.objects.filter(key__in=running_keys).count()
+    Execution.objects.create(key=f"{key}:unwritten={unwritten}:running={len(running)}")
