@@ -62,7 +62,8 @@ def announce(store: TaskStore, group: list[Success], written: set[int]) -> None:
     from bgtask import signals
     from bgtask.models import Task
 
-    send = signals.task_succeeded.has_listeners(Task)
+    # .receivers first: has_listeners() resolves the live receivers even when there are none.
+    send = bool(signals.task_succeeded.receivers) and signals.task_succeeded.has_listeners(Task)
     for success in group:
         task = success.task
         if task.id not in written:

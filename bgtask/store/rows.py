@@ -43,8 +43,10 @@ def tasks_from_rows(alias: str, rows: Iterable[Sequence[object]]) -> list[Task]:
     for row in rows:
         values = list(row)
         for i in DATETIME_POSITIONS:
-            if values[i] is not None:
-                values[i] = to_aware(values[i], zone)
+            value = values[i]
+            # Aware already (PostgreSQL) or NULL: nothing to call.
+            if value is not None and (type(value) is str or value.tzinfo is None):
+                values[i] = to_aware(value, zone)
         task = new(Task)
         task.__dict__.update(zip(ATTNAMES, values, strict=True))
         state = ModelState()
