@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -153,19 +154,33 @@ class PostgresDialect(UpdateReturningDialect):
     outcome_where = " AND set_config('synchronous_commit', 'off', true) = 'off'"
 
     def finish_successes(self, rows):
-        # Five arrays, one statement whatever the group size: the server plans the same text
-        # every time and psycopg sends each array as one parameter.
-        ids, workers, results, starts, ends = map(list, zip(*rows, strict=True))
+        # The group travels as one JSON parameter, one statement text whatever the group size
+        # (the server plans one shape). Five typed arrays would say the same, but psycopg's
+        # client-side array adaptation (Django binds parameters client-side) cost about twice the
+        # Python per row of json.dumps, measured: the largest client-side share of a drain.
+        # Times as ISO 8601 with their offset, which timestamptz reads exactly.
+        payload = json.dumps(
+            [
+                {
+                    "id": i,
+                    "locked_by": by,
+                    "result": result,
+                    "started_at": start.isoformat(),
+                    "finished_at": end.isoformat(),
+                }
+                for i, by, result, start, end in rows
+            ]
+        )
         sql = (
             f"UPDATE {self.table} AS t SET {SUCCEEDED_SET}, result = v.result, "
             "started_at = v.started_at, finished_at = v.finished_at "
-            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], "
-            "%s::timestamptz[]) AS v(id, locked_by, result, started_at, finished_at) "
+            "FROM json_to_recordset(%s::json) AS v(id bigint, locked_by text, result text, "
+            "started_at timestamptz, finished_at timestamptz) "
             "WHERE t.id = v.id AND t.status = 'running' AND t.locked_by = v.locked_by"
             f"{self._commit_clause()} RETURNING t.id"
         )
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, [ids, workers, results, starts, ends])
+            cursor.execute(sql, [payload])
             return {row[0] for row in cursor.fetchall()}
 
     def insert(self, names, rows):

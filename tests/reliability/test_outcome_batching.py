@@ -9,6 +9,7 @@ import json
 import re
 import signal
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,11 @@ LEASE = 1.5  # MAX_RUN_TIME of the killed worker: short, so its tasks are rescue
 # failure, the end of the batch or a full group writes them.
 GROUPED = {"BGTASK_TEST_OUTCOME_BATCH": "1000", "BGTASK_TEST_OUTCOME_MAX_DELAY": "600"}
 FAST, REST = 10, 20
+
+
+def due() -> dict:
+    """Due a few seconds ago: due for a worker whatever the database clock's measured offset."""
+    return {"run_at": timezone.now() - timedelta(seconds=5)}
 
 
 def key_of(task_row: Task) -> str:
@@ -56,12 +62,12 @@ def block_mid_group(tmp_path: Path, start) -> MidGroup:
     for attempt in range(4):
         folder = tmp_path / str(attempt)
         folder.mkdir()
-        enqueue_records([f"fast-{i}" for i in range(FAST)], priority=10)
+        enqueue_records([f"fast-{i}" for i in range(FAST)], priority=10, **due())
         started, release = folder / "started", folder / "release"
         blocker = tasks.block_until_file(
-            "blocker", str(started), str(release), schedule=0, priority=5
+            "blocker", str(started), str(release), schedule=timedelta(seconds=-5), priority=5
         )
-        enqueue_records([f"rest-{i}" for i in range(REST)])
+        enqueue_records([f"rest-{i}" for i in range(REST)], **due())
         worker = start()
         wait_for(
             lambda w=worker, s=started: s.exists() or w.poll() is not None,
@@ -158,9 +164,9 @@ def test_a_stop_signal_writes_the_buffered_group(tmp_path, sig):
 def _observed_workload() -> None:
     """60 recording tasks with an observer after every sixth, in id order."""
     for i in range(60):
-        enqueue_records([f"r{i}"])
+        enqueue_records([f"r{i}"], **due())
         if i % 6 == 5:
-            enqueue("rel.observe_unwritten", [([f"obs{i}"], {})])
+            enqueue("rel.observe_unwritten", [([f"obs{i}"], {})], **due())
 
 
 def _observations() -> list[tuple[int, int]]:
@@ -205,7 +211,7 @@ def test_task_succeeded_is_sent_once_the_row_says_succeeded(outcome_batch):
         seen.append((row.status, row.result, result, task.status))
 
     for i in range(30):
-        tasks.add(i, 1, schedule=0)
+        tasks.add(i, 1, schedule=timedelta(seconds=-5))
     signals.task_succeeded.connect(receiver)
     try:
         with override_settings(BGTASK_OUTCOME_BATCH=outcome_batch, BGTASK_OUTCOME_MAX_DELAY=600):
