@@ -259,35 +259,45 @@ class MySQLDialect(Dialect):
     now_sql = "SELECT UTC_TIMESTAMP(6)"
 
     def claim(self, worker_id, limit, now, lease_until, queue):
-        manager = Task.objects.db_manager(self.alias)
-        with transaction.atomic(using=self.alias):
-            queued = manager.filter(status=Task.QUEUED)
-            if queue is not None:
-                queued = queued.filter(queue=queue)
-            rows: list[Task] = []
-            priority = None
-            # A loose index scan over priorities, highest first. One query ordered by
-            # (priority DESC, run_at, id) and filtered on run_at cannot stop early in MariaDB's
-            # (status, priority DESC, run_at, id) index when the queued rows are not due yet: it
-            # reads every scheduled row (2 s per empty claim beside 1,000,000 of them). With the
-            # priority fixed, run_at <= now is a bounded range of that index, and finding the next
-            # lower priority is a single index probe.
+        # A loose index scan over priorities, highest first. One query ordered by
+        # (priority DESC, run_at, id) and filtered on run_at cannot stop early in MariaDB's
+        # (status, priority DESC, run_at, id) index when the queued rows are not due yet: it
+        # reads every scheduled row (2 s per empty claim beside 1,000,000 of them). With the
+        # priority fixed, run_at <= now is a bounded range of that index, and finding the next
+        # lower priority is a single index probe. Raw statements and bgtask.store.rows: the
+        # ORM's query building and model construction were most of a claim's Python here.
+        scope = "status = 'queued'" + ("" if queue is None else " AND queue = %s")
+        scope_params = [] if queue is None else [queue]
+        next_priority = f"SELECT priority FROM {self.table} WHERE {scope}"
+        select = (
+            f"SELECT {self.columns} FROM {self.table} WHERE {scope} AND priority = %s "
+            "AND run_at <= %s ORDER BY run_at, id LIMIT %s FOR UPDATE SKIP LOCKED"
+        )
+        due_by = self.adapt_datetime(now)
+        rows: list[Task] = []
+        priority = None
+        with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
             while len(rows) < limit:
-                lower = queued if priority is None else queued.filter(priority__lt=priority)
-                priority = lower.order_by("-priority").values_list("priority", flat=True).first()
                 if priority is None:
+                    cursor.execute(f"{next_priority} ORDER BY priority DESC LIMIT 1", scope_params)
+                else:
+                    cursor.execute(
+                        f"{next_priority} AND priority < %s ORDER BY priority DESC LIMIT 1",
+                        [*scope_params, priority],
+                    )
+                found = cursor.fetchone()
+                if found is None:
                     break
-                rows += (
-                    queued.filter(priority=priority, run_at__lte=now)
-                    .order_by("run_at", "id")
-                    .select_for_update(skip_locked=True)[: limit - len(rows)]
-                )
+                priority = found[0]
+                cursor.execute(select, [*scope_params, priority, due_by, limit - len(rows)])
+                rows += tasks_from_rows(self.alias, cursor.fetchall())
             if rows:
-                manager.filter(id__in=[t.id for t in rows]).update(
-                    status=Task.RUNNING,
-                    locked_by=worker_id,
-                    locked_until=lease_until,
-                    started_at=now,
+                ids = [task.id for task in rows]
+                placeholders = ", ".join(["%s"] * len(ids))
+                cursor.execute(
+                    f"UPDATE {self.table} SET status = 'running', locked_by = %s, "
+                    f"locked_until = %s, started_at = %s WHERE id IN ({placeholders})",
+                    self._adapt([worker_id, lease_until, now, *ids]),
                 )
         for task in rows:
             task.status, task.locked_by, task.locked_until = Task.RUNNING, worker_id, lease_until
