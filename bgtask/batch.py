@@ -110,7 +110,8 @@ def run_batch(
 
     Raises ``bgtask.exceptions.DatabaseUnavailable`` (an ``OperationalError``, one line, no
     chained driver traceback) when the database is lost and one reconnect does not bring it back.
-    Tasks claimed but not started are then released by the next ``run_batch`` in this process.
+    What the batch still owed the database (claimed tasks to release, successes to write) is
+    settled by the next ``run_batch`` in this process.
 
     >>> result = run_batch(55)
     >>> result.succeeded, result.failed, result.retried
@@ -144,9 +145,10 @@ def _run_batch(
     stop: threading.Event | None,
     hard_deadline: datetime | None,
 ) -> BatchResult:
-    from bgtask import clock, conf, maintenance, outages
+    from bgtask import carryover, clock, conf, maintenance, outages
     from bgtask.decorators import check_queue
     from bgtask.heartbeat import Heartbeat
+    from bgtask.outcomes import SuccessBuffer
     from bgtask.store import TaskStore
 
     budget = check_duration(duration)
@@ -166,6 +168,7 @@ def _run_batch(
     store = TaskStore()
     result = BatchResult(worker_id=new_worker_id())
     result.released += outages.release_unreleased(store)
+    carryover.settle(store)
     result.rescued = store.rescue_abandoned(
         clock.now(store.alias), on_rescued=maintenance.signal_rescued
     )
@@ -179,6 +182,8 @@ def _run_batch(
             lease_seconds=conf.lease_seconds(),
             max_run_time=max_run_time,
         )
+    successes = SuccessBuffer(store, conf.outcome_batch(), conf.outcome_max_delay())
+    failing: BaseException | None = None
     try:
         _drain(
             store,
@@ -190,11 +195,22 @@ def _run_batch(
             lease_expires_at,
             heartbeat,
             stop,
+            successes,
         )
+    except BaseException as exc:
+        failing = exc
+        raise
     finally:
-        if heartbeat is not None:
-            heartbeat.stop()
-            result.lease_renewals = heartbeat.renewals
+        try:
+            successes.flush()  # on budget end, on stop, and on the way out of an error
+        except (OperationalError, InterfaceError):
+            # The group waits in bgtask.carryover; an error already on its way out says enough.
+            if failing is None:
+                raise
+        finally:
+            if heartbeat is not None:
+                heartbeat.stop()
+                result.lease_renewals = heartbeat.renewals
 
     maintenance.after_batch()
     result.elapsed = time.monotonic() - started
@@ -205,7 +221,16 @@ def _run_batch(
 
 
 def _drain(
-    store, result, deadline, tasks_deadline, claim_limit, queue, lease_expires_at, heartbeat, stop
+    store,
+    result,
+    deadline,
+    tasks_deadline,
+    claim_limit,
+    queue,
+    lease_expires_at,
+    heartbeat,
+    stop,
+    successes,
 ) -> None:
     from bgtask import timeouts
     from bgtask.execution import FAILED, RETRIED, SUCCEEDED, execute
@@ -215,6 +240,7 @@ def _drain(
         if time.monotonic() >= deadline:
             result.budget_spent = True
             break
+        successes.flush()  # a claim sees the table as this worker left it
         lease = lease_expires_at or heartbeat.lease_until()
         claimed = store.claim_due(result.worker_id, limit, lease, queue)
         if not claimed:
@@ -248,13 +274,15 @@ def _drain(
                     result.budget_spent = True
                     break
                 begun += 1  # counted before it runs: a started task is never released
+                successes.before_task(task)
                 if heartbeat is not None:
                     heartbeat.task_started()
                 try:
-                    outcome = execute(task, store, task_limit)
+                    outcome = execute(task, store, task_limit, successes)
                 finally:
                     if heartbeat is not None:
                         heartbeat.task_finished()
+                successes.task_ran(task, time.monotonic() - now)
                 if outcome.kind == SUCCEEDED:
                     result.succeeded += 1
                 elif outcome.kind == RETRIED:

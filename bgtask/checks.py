@@ -22,6 +22,7 @@ def check_settings(app_configs=None, **kwargs):
     readers = (conf.max_attempts, conf.max_run_time, conf.claim_limit, conf.max_args_bytes)
     readers += (conf.lease_seconds,)  # reliability
     readers += (conf.retention, conf.prune_chunk_size)  # features
+    readers += (conf.outcome_batch, conf.outcome_max_delay, conf.async_commit)  # outcomes
     for reader in readers:
         try:
             reader()

@@ -27,6 +27,19 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "a dead worker's task is rescued about this long after it died.",
     ),
     "BGTASK_CLAIM_LIMIT": (100, "Most tasks one claim query takes; claims grow towards it."),
+    "BGTASK_OUTCOME_BATCH": (
+        50,
+        "Most successes written by one statement; 1 writes each before the next task starts.",
+    ),
+    "BGTASK_OUTCOME_MAX_DELAY": (
+        0.02,
+        "Seconds a success may wait in its group before the group is written.",
+    ),
+    "BGTASK_ASYNC_COMMIT": (
+        False,
+        "PostgreSQL: commit outcomes without waiting for the WAL flush (faster; a server crash "
+        "can lose the last moment's outcomes, which then run again).",
+    ),
     "BGTASK_MAX_ARGS_BYTES": (65536, "Largest encoded arguments a task may carry, in bytes."),
     "BGTASK_MAX_RESULT_BYTES": (
         65536,
@@ -108,6 +121,21 @@ def lease_seconds() -> float:
 
 def claim_limit() -> int:
     return int(_positive_number("BGTASK_CLAIM_LIMIT", integer=True))
+
+
+def outcome_batch() -> int:
+    return int(_positive_number("BGTASK_OUTCOME_BATCH", integer=True))
+
+
+def outcome_max_delay() -> float:
+    return _non_negative_number("BGTASK_OUTCOME_MAX_DELAY")
+
+
+def async_commit() -> bool:
+    value = get("BGTASK_ASYNC_COMMIT")
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(f"BGTASK_ASYNC_COMMIT must be True or False, got {value!r}.")
+    return value
 
 
 def max_args_bytes() -> int:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import traceback
 from dataclasses import dataclass
-
-from django.utils import timezone
+from datetime import UTC, datetime
+from functools import partial
 
 from bgtask import clock, conf, registry, repeating, signals, timeouts
 from bgtask.exceptions import UnknownTask
 from bgtask.models import Task
+from bgtask.outcomes import Success, SuccessBuffer
 from bgtask.redaction import redact
 from bgtask.scheduling import retry_delay
 from bgtask.serialization import UndecodableArguments, decode_arguments, encode_result
@@ -19,6 +20,9 @@ from bgtask.store import TaskStore
 logger = logging.getLogger("bgtask.execution")
 
 SUCCEEDED, RETRIED, FAILED = "succeeded", "retried", "failed"
+# timezone.now() reads settings.USE_TZ on every call; bgtask requires USE_TZ (check bgtask.E001),
+# so on the hot path the answer is always an aware UTC now.
+_now = partial(datetime.now, UTC)
 
 # What a task may raise without taking the batch down. SystemExit and KeyboardInterrupt raised *by
 # a task* are the task's failure; process_tasks turns SIGINT/SIGTERM into a flag, so a real signal
@@ -34,17 +38,24 @@ class Outcome:
     recorded: bool  # False when the lease was lost and the write was discarded
 
 
-def execute(task: Task, store: TaskStore, limit: timeouts.Limit | None = None) -> Outcome:
+def execute(
+    task: Task,
+    store: TaskStore,
+    limit: timeouts.Limit | None = None,
+    successes: SuccessBuffer | None = None,
+) -> Outcome:
     """Run ``task`` (already claimed by this worker) and record its outcome.
 
     ``limit``: how long it may run (default: its own ``timeout``); see ``timeouts.limit_before``.
+    With ``successes``, a success that may wait is added to that group instead of being written
+    now (``bgtask.outcomes``); a retry or failure writes the waiting group first.
     """
-    started_at = timezone.now()
+    started_at = _now()
     try:
         function = registry.get(task.task_name)
     except UnknownTask as exc:
         # A newer deploy may know this name: retry with backoff rather than fail at once.
-        return _record_error(task, store, exc, str(exc), started_at, retryable=True)
+        return _record_error(task, store, successes, exc, str(exc), started_at, retryable=True)
     try:
         args, kwargs = decode_arguments(task.arguments)
     except UndecodableArguments as exc:
@@ -52,30 +63,39 @@ def execute(task: Task, store: TaskStore, limit: timeouts.Limit | None = None) -
         return _record_error(
             task,
             store,
+            successes,
             exc,
             f"{exc} (stored: {task.arguments[:200]!r})",
             started_at,
             retryable=False,
         )
 
-    signals.task_started.send(sender=Task, task=task)
+    if signals.task_started.receivers:  # Signal.send costs a call and a dict even with none
+        signals.task_started.send(sender=Task, task=task)
     # A task function may opt out of retries (the django.tasks backend: one error is a failure).
     retryable = getattr(function, "retry_on_error", True)
     try:
         limit = limit or timeouts.Limit(task.timeout)
-        with timeouts.time_limit(limit.seconds, limit.error):
+        if limit.seconds:
+            with timeouts.time_limit(limit.seconds, limit.error):
+                value = function.run(args, kwargs)
+        else:  # no timer to arm: no context manager either (a share of a short task's cost)
             value = function.run(args, kwargs)
     except timeouts.DeadlineReached as exc:
         # Cut by the invocation's end, not by its own timeout: a later invocation may finish it.
-        return _record_error(task, store, exc, timeouts.describe(exc), started_at, retryable=True)
+        return _record_error(
+            task, store, successes, exc, timeouts.describe(exc), started_at, retryable=True
+        )
     except timeouts.TaskTimedOut as exc:
         # A runaway is likely to run away again: fail it now rather than hold a worker 25 times.
-        return _record_error(task, store, exc, timeouts.describe(exc), started_at, retryable=False)
+        return _record_error(
+            task, store, successes, exc, timeouts.describe(exc), started_at, retryable=False
+        )
     except TASK_ERRORS as exc:
         text = traceback.format_exc()
-        return _record_error(task, store, exc, text, started_at, retryable=retryable)
+        return _record_error(task, store, successes, exc, text, started_at, retryable=retryable)
 
-    finished_at = timezone.now()
+    finished_at = _now()
     result = encode_result(value)
     if result is None and value is not None:
         logger.warning(
@@ -94,6 +114,11 @@ def execute(task: Task, store: TaskStore, limit: timeouts.Limit | None = None) -
             size,
         )
         result = None
+    if successes is not None and successes.accepts(task):
+        successes.add(Success(task, value, result, started_at, finished_at))
+        return Outcome(SUCCEEDED, True)  # counted now; a lease lost meanwhile is logged at write
+    if successes is not None:
+        successes.flush()
     with repeating.outcome_transaction(task, store.alias):
         recorded = store.mark_succeeded(task, result, started_at, finished_at)
         if recorded:
@@ -106,8 +131,17 @@ def execute(task: Task, store: TaskStore, limit: timeouts.Limit | None = None) -
 
 
 def _record_error(
-    task: Task, store: TaskStore, error: BaseException, text: str, started_at, *, retryable: bool
+    task: Task,
+    store: TaskStore,
+    successes: SuccessBuffer | None,
+    error: BaseException,
+    text: str,
+    started_at,
+    *,
+    retryable: bool,
 ) -> Outcome:
+    if successes is not None:
+        successes.flush()  # outcomes reach the table in the order they happened
     text = redact(text)  # error text is stored and logged: no secret may reach either
     if len(text) > MAX_ERROR_CHARS:
         # The end of a traceback says what failed; megabytes would fail the write itself.

@@ -223,13 +223,42 @@ class TaskStore:
         fields.setdefault("locked_until", None)
         updated = self._run(lambda: self.dialect.finish(task.id, task.locked_by, fields))
         if not updated:
-            logger.warning(
-                "Task %s #%s: lease lost before its outcome was written (it ran past its lease "
-                "and was taken over, or was deleted); this outcome is discarded.",
-                task.task_name,
-                task.id,
-            )
+            self.log_lost_lease(task)
         return bool(updated)
+
+    def log_lost_lease(self, task: Task) -> None:
+        logger.warning(
+            "Task %s #%s: lease lost before its outcome was written (it ran past its lease "
+            "and was taken over, or was deleted); this outcome is discarded.",
+            task.task_name,
+            task.id,
+        )
+
+    def mark_succeeded_many(
+        self, rows: Sequence[tuple[int, str, str | None, datetime, datetime]]
+    ) -> set[int]:
+        """Record many successes in one guarded statement; return the ids written.
+
+        ``rows`` are ``(id, locked_by, result, started_at, finished_at)``; a row is written only
+        while it is still ``running`` under that ``locked_by``. One task's success is written with
+        the single-row statement, which is what a group of one costs anyway.
+        """
+        if not rows:
+            return set()
+        if len(rows) == 1:
+            task_id, locked_by, result, started_at, finished_at = rows[0]
+            fields = {
+                "status": Task.SUCCEEDED,
+                "result": result,
+                "started_at": started_at,
+                "finished_at": finished_at,
+                "unique_key": None,
+                "locked_by": None,
+                "locked_until": None,
+            }
+            updated = self._run(lambda: self.dialect.finish(task_id, locked_by, fields))
+            return {task_id} if updated else set()
+        return self._run(lambda: self.dialect.finish_successes(rows))
 
     def mark_succeeded(
         self, task: Task, result: str | None, started_at: datetime, finished_at: datetime

@@ -48,3 +48,19 @@ def test_checks_refuse_naive_time_and_bad_settings(settings):
     settings.MAX_RUN_TIME = "an hour"
     ids = sorted(error.id for error in check_settings())
     assert ids == ["bgtask.E001", "bgtask.E002", "bgtask.E002"]
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("BGTASK_OUTCOME_BATCH", 0),
+        ("BGTASK_OUTCOME_BATCH", "50"),
+        ("BGTASK_OUTCOME_MAX_DELAY", -0.01),
+        ("BGTASK_ASYNC_COMMIT", "yes"),
+    ],
+)
+def test_checks_refuse_bad_outcome_settings(settings, name, value):
+    setattr(settings, name, value)
+    errors = check_settings()
+    assert [error.id for error in errors] == ["bgtask.E002"]
+    assert name in errors[0].msg

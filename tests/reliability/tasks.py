@@ -79,3 +79,18 @@ def exit_process_once(key, marker_path):
         marker.write_text(str(os.getpid()))
         os._exit(3)
     return "second run"
+
+
+@background(name="rel.observe_unwritten")
+def observe_unwritten(key):
+    """Record how many sample.record tasks have run (their side effect exists) while their row is
+    still ``running`` (their success not written yet), and how many rows are running in all."""
+    import json
+
+    from bgtask.models import Task
+    from tests.sampleapp.models import Execution
+
+    running = list(Task.objects.running().values_list("task_name", "arguments"))
+    running_keys = {json.loads(a)["args"][0] for name, a in running if name == "sample.record"}
+    unwritten = Execution.objects.filter(key__in=running_keys).count()
+    Execution.objects.create(key=f"{key}:unwritten={unwritten}:running={len(running)}")

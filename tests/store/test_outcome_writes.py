@@ -92,12 +92,24 @@ def test_an_outcome_is_discarded_once_the_task_is_no_longer_running():
     assert Task.objects.get(id=task.id).status == Task.QUEUED
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only")
-def test_postgres_outcome_commits_asynchronously_only_for_its_own_transaction():
+def test_outcome_commits_are_durable_by_default():
     task = claim_one()
     now = timezone.now()
     with CaptureQueriesContext(connection) as queries:
         assert TaskStore().mark_succeeded(task, None, now, now)
+    (update,) = outcome_updates(queries)
+    assert "synchronous_commit" not in update
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only")
+@pytest.mark.parametrize("group", [1, 3])
+def test_postgres_outcome_commits_asynchronously_only_for_its_own_transaction(settings, group):
+    settings.BGTASK_ASYNC_COMMIT = True
+    claimed = [claim_one() for _ in range(group)]
+    now = timezone.now()
+    rows = [(task.id, task.locked_by, None, now, now) for task in claimed]
+    with CaptureQueriesContext(connection) as queries:
+        assert TaskStore().mark_succeeded_many(rows) == {task.id for task in claimed}
     (update,) = outcome_updates(queries)
     assert "synchronous_commit" in update
     # Transaction-local: the session (and every later statement on it) is unchanged.
@@ -114,3 +126,38 @@ def test_inside_a_callers_transaction_the_outcome_keeps_their_commit():
     (update,) = outcome_updates(queries)
     assert "synchronous_commit" not in update
     assert Task.objects.get(id=task.id).status == Task.SUCCEEDED
+
+
+def test_a_group_of_successes_is_one_statement_with_exact_values_per_row():
+    claimed = [claim_one() for _ in range(3)]
+    base = timezone.now().replace(microsecond=0)
+    rows = [
+        (task.id, task.locked_by, f'{{"n":{n}}}' if n else None, base, base + timedelta(seconds=n))
+        for n, task in enumerate(claimed)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        written = TaskStore().mark_succeeded_many(rows)
+    assert written == {task.id for task in claimed}
+    assert len(outcome_updates(queries)) == 1
+    for n, task in enumerate(claimed):
+        row = Task.objects.get(id=task.id)
+        assert (row.status, row.locked_by, row.locked_until, row.unique_key) == (
+            Task.SUCCEEDED,
+            None,
+            None,
+            None,
+        )
+        assert row.result == (f'{{"n":{n}}}' if n else None)
+        assert (row.started_at, row.finished_at) == (base, base + timedelta(seconds=n))
+
+
+def test_a_group_write_skips_each_row_whose_lease_was_lost():
+    mine, taken_over, deleted = (claim_one() for _ in range(3))
+    Task.objects.filter(id=taken_over.id).update(locked_by="another-worker")
+    Task.objects.filter(id=deleted.id).delete()
+    now = timezone.now()
+    rows = [(task.id, "worker-a", None, now, now) for task in (mine, taken_over, deleted)]
+    assert TaskStore().mark_succeeded_many(rows) == {mine.id}
+    assert Task.objects.get(id=mine.id).status == Task.SUCCEEDED
+    other = Task.objects.get(id=taken_over.id)
+    assert (other.status, other.locked_by) == (Task.RUNNING, "another-worker")
