@@ -8,11 +8,10 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from bgtask import conf, registry, repeating, signals, timeouts
+from bgtask import conf, registry, repeating, retry_policy, signals, timeouts
 from bgtask.exceptions import UnknownTask
 from bgtask.models import Task
 from bgtask.redaction import redact
-from bgtask.scheduling import retry_delay
 from bgtask.serialization import UndecodableArguments, decode_arguments, encode_result
 from bgtask.store import TaskStore
 
@@ -107,8 +106,10 @@ def _record_error(
         text = f"[{len(text) - MAX_ERROR_CHARS} characters cut]\n" + text[-MAX_ERROR_CHARS:]
     attempts = task.attempts + 1
     now = timezone.now()
-    if retryable and attempts < conf.max_attempts():
-        run_at = now + retry_delay(attempts)
+    # The task's own policy (bgtask.retry_policy): max_attempts, retry_on, backoff.
+    policy = retry_policy.for_name(task.task_name)
+    if retryable and policy.should_retry(error, attempts, task.max_attempts):
+        run_at = now + policy.delay(attempts)
         recorded = store.mark_retry(task, text, attempts, run_at, started_at)
         if recorded:
             task.status, task.attempts, task.last_error, task.run_at = (

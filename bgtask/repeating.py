@@ -32,6 +32,8 @@ CARRIED_FIELDS = (
     "repeat",
     "repeat_until",
     "timeout",
+    "verbose_name",
+    "max_attempts",
 )
 
 
