@@ -1,8 +1,9 @@
 """The enqueue options the features modules add, validated in one place for every entry point
 (a call, ``.enqueue()``, ``.bulk()``, a repetition): ``repeat``, ``repeat_until``, ``timeout``,
 ``unique``, ``verbose_name``, ``max_attempts`` (and, at decoration only, ``retry_on`` and
-``backoff``: see ``bgtask.retry_policy``). Each is checked by the module that owns the feature (imported when first needed:
-``bgtask`` itself is imported before the app registry is ready, those modules need the model)."""
+``backoff``: see ``bgtask.retry_policy``). Each is checked by the module that owns the feature
+(imported when first needed: ``bgtask`` itself is imported before the app registry is ready,
+those modules need the model)."""
 
 from __future__ import annotations
 
