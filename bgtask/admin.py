@@ -47,6 +47,7 @@ class TaskAdmin(admin.ModelAdmin):
     list_display = (
         "id",
         "task_name",
+        "verbose_name",
         "queue",
         "status",
         "priority",
@@ -55,7 +56,7 @@ class TaskAdmin(admin.ModelAdmin):
         "error",
     )
     list_filter = ("status", "queue", "task_name")
-    search_fields = ("task_name", "arguments", "last_error")
+    search_fields = ("task_name", "verbose_name", "arguments", "last_error")
     ordering = ("-id",)
     date_hierarchy = "run_at"
     actions = ("action_run_now", "action_retry", "action_cancel")
