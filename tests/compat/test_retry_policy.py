@@ -65,6 +65,7 @@ def test_an_error_outside_retry_on_fails_at_once(kind):
     assert (row.status, row.attempts) == (Task.FAILED, 1)
 
 
+@pytest.mark.django_db  # no worker involved: a test transaction is enough
 def test_a_subclass_of_a_retry_on_class_is_retried():
     # ConnectionRefusedError is a ConnectionError.
     assert RetryPolicy(retry_on=(ConnectionError,)).should_retry(ConnectionRefusedError(), 1, 3)
@@ -101,6 +102,7 @@ def test_a_broken_backoff_callable_falls_back_to_the_seeds_backoff(caplog):
     assert "broken backoff" in caplog.text
 
 
+@pytest.mark.django_db  # no worker involved: a test transaction is enough
 def test_backoff_forms():
     assert RetryPolicy(backoff=30).delay(5) == timedelta(seconds=30)
     assert RetryPolicy(backoff=timedelta(minutes=2)).delay(1) == timedelta(minutes=2)
@@ -161,6 +163,7 @@ DECORATION_ERRORS = [
 
 
 @pytest.mark.parametrize(("options", "error", "message"), DECORATION_ERRORS)
+@pytest.mark.django_db  # no worker involved: a test transaction is enough
 def test_bad_policies_are_refused_at_decoration(options, error, message):
     with pytest.raises(error, match=message):
 
@@ -185,6 +188,7 @@ CALL_ERRORS = [
 
 
 @pytest.mark.parametrize(("options", "error", "message"), CALL_ERRORS)
+@pytest.mark.django_db  # no worker involved: a test transaction is enough
 def test_bad_call_options_are_refused_and_nothing_is_written(options, error, message):
     with pytest.raises(error, match=message):
         sample.record("k", **options)
@@ -195,12 +199,14 @@ def test_bad_call_options_are_refused_and_nothing_is_written(options, error, mes
     assert Task.objects.count() == 0
 
 
+@pytest.mark.django_db  # no worker involved: a test transaction is enough
 def test_unknown_enqueue_options_are_refused():
     with pytest.raises(TypeError, match=r"unexpected enqueue option.*verbose_nam\b"):
         sample.record.enqueue(["k"], verbose_nam="typo")
     assert Task.objects.count() == 0
 
 
+@pytest.mark.django_db  # no worker involved: a test transaction is enough
 def test_a_function_with_its_own_retry_parameters_keeps_them():
     @background(name="compat.own_params")
     def own_params(backoff, max_attempts=1):

@@ -74,6 +74,7 @@ def test_repetitions_keep_the_label():
         ("x" * 256, ValueError, "verbose_name is at most 255 characters"),
     ],
 )
+@pytest.mark.django_db  # no worker involved: a test transaction is enough
 def test_a_bad_label_is_refused_at_call_and_decoration_and_nothing_is_written(
     value, error, message
 ):
@@ -97,6 +98,7 @@ def admin_client(client):
     return client
 
 
+@pytest.mark.django_db
 def test_the_admin_lists_and_searches_the_label(admin_client):
     labelled = tasks.notify(1, verbose_name="Quarterly invoice run")
     tasks.notify(2, verbose_name="Something else")
