@@ -147,9 +147,7 @@ def plan_import(using: str, *, now: datetime | None = None) -> ImportPlan:
     now = now or timezone.now()
     plan = ImportPlan()
     done = set(
-        ImportedTask.objects.using(using)
-        .filter(source=SOURCE)
-        .values_list("source_id", flat=True)
+        ImportedTask.objects.using(using).filter(source=SOURCE).values_list("source_id", flat=True)
     )
     lock_expired_before = now - timedelta(seconds=conf.max_run_time())
     known = set(registry.names())
