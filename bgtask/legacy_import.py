@@ -200,8 +200,14 @@ def write_plan(plan: ImportPlan, using: str, *, now: datetime | None = None) -> 
             ],
             batch_size=500,
         )
-    for task in created:
-        task_enqueued.send(sender=Task, task=task)
+
+    def announce() -> None:
+        for task in created:
+            task_enqueued.send(sender=Task, task=task)
+
+    # After the outermost commit (the command wraps reading and writing in one transaction), so a
+    # receiver (the Lambda wake-up) never sees tasks that could still be rolled back.
+    transaction.on_commit(announce, using=using)
     logger.info("Imported %d task(s) from %s.", len(created), SOURCE_TABLE)
     return created
 

@@ -232,3 +232,25 @@ def test_the_command_says_when_there_is_no_table(monkeypatch):
     monkeypatch.setattr(legacy_import, "SOURCE_TABLE", "background_task_absent")
     with pytest.raises(CommandError, match="has no background_task_absent table"):
         run()
+
+
+def test_task_enqueued_is_sent_for_each_copy_after_the_commit():
+    from django.db import connection
+
+    from bgtask.signals import task_enqueued
+
+    seen = []
+
+    def receiver(sender, task, **kwargs):
+        seen.append(
+            (task.args, connection.in_atomic_block, Task.objects.filter(pk=task.pk).exists())
+        )
+
+    legacy("sample.record", ["a"])
+    legacy("sample.record", ["b"])
+    task_enqueued.connect(receiver, weak=False)
+    try:
+        run()
+    finally:
+        task_enqueued.disconnect(receiver)
+    assert sorted(seen) == [(["a"], False, True), (["b"], False, True)]
