@@ -83,8 +83,9 @@ def periodic(
     """Register a function (taking no arguments) to run at every occurrence of ``cron``.
 
     ``timezone``: the IANA zone the expression is read in (default: Django's ``TIME_ZONE``).
-    The function is also a normal task (``nightly_cleanup()`` enqueues it now). ``timeout=`` and
-    ``unique=`` are passed to ``@background``.
+    The function is also a normal task (``nightly_cleanup()`` enqueues it now). ``timeout=``,
+    ``unique=``, ``verbose_name=`` and the retry policy (``max_attempts=``, ``retry_on=``,
+    ``backoff=``) are passed to ``@background``.
     """
     croniter = _croniter()
     if not isinstance(cron, str) or not croniter.is_valid(cron):

@@ -219,3 +219,28 @@ def test_a_function_with_its_own_retry_parameters_keeps_them():
         assert task.max_attempts is None
     finally:
         unregister("compat.own_params")
+
+
+@pytest.mark.django_db
+def test_periodic_tasks_take_the_policy_and_the_label():
+    from bgtask import periodic as periodic_module
+
+    try:
+        nightly = periodic_module.periodic(
+            "0 3 * * *",
+            name="compat.nightly",
+            verbose_name="Nightly",
+            max_attempts=2,
+            retry_on=ConnectionError,
+        )(lambda: None)
+        assert nightly.retry_policy.retry_on == (ConnectionError,)
+        row = nightly.build_row([], {})
+        assert (row["verbose_name"], row["max_attempts"]) == ("Nightly", 2)
+        with pytest.raises(ValueError, match="max_attempts must be between 1"):
+            periodic_module.periodic("0 3 * * *", name="compat.bad_nightly", max_attempts=0)(
+                lambda: None
+            )
+    finally:
+        periodic_module.unregister("compat.nightly")
+        unregister("compat.nightly")
+        unregister("compat.bad_nightly")
