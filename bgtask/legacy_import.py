@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps.registry import Apps
-from django.conf import settings
 from django.db import connections, models, router, transaction
 from django.utils import timezone
 
@@ -111,7 +110,7 @@ def decode_params(text: str) -> tuple[list[Any], dict[str, Any]]:
 def _priority(value: int) -> int:
     # With BACKGROUND_TASK_PRIORITY_ORDERING = "ASC" a lower number ran first there; bgtask always
     # runs the higher first, so the order is kept by turning the numbers round.
-    if getattr(settings, "BACKGROUND_TASK_PRIORITY_ORDERING", "DESC") == "ASC":
+    if conf.legacy_priority_ascending():
         value = -value
     return check_priority(value)
 

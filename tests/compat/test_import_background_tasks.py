@@ -254,3 +254,13 @@ def test_task_enqueued_is_sent_for_each_copy_after_the_commit():
     finally:
         task_enqueued.disconnect(receiver)
     assert sorted(seen) == [(["a"], False, True), (["b"], False, True)]
+
+
+@override_settings(BACKGROUND_TASK_PRIORITY_ORDERING="asc")
+def test_a_bad_priority_ordering_setting_is_refused_before_any_write():
+    from django.core.exceptions import ImproperlyConfigured
+
+    legacy("sample.record", ["a"])
+    with pytest.raises(ImproperlyConfigured, match='must be "ASC" or "DESC"'):
+        run()
+    assert Task.objects.count() == 0
