@@ -200,6 +200,7 @@ class TaskAdmin(admin.ModelAdmin):
     list_display = (
         "id",
         "task",
+        "verbose_name",
         "queue",
         "status",
         "due",
@@ -252,6 +253,7 @@ class TaskAdmin(admin.ModelAdmin):
             # Opt-in: reads every row (no index serves a substring match).
             match |= (
                 Q(task_name__icontains=term)
+                | Q(verbose_name__icontains=term)
                 | Q(arguments__icontains=term)
                 | Q(last_error__icontains=term)
             )

@@ -152,6 +152,8 @@ class DatabaseBackend(BaseTaskBackend):
             priority=task.priority,
             arguments=arguments,
             run_at=task.run_after or clock.now(),
+            # Kept as given: a TaskResult read back says None when no run_after was given.
+            run_after=task.run_after,
         )
         row.save(force_insert=True)
         signals.task_enqueued.send(sender=Task, task=row)
@@ -179,7 +181,7 @@ class DatabaseBackend(BaseTaskBackend):
                     "process (is its module imported, e.g. an app's tasks module?)."
                 )
             task = dataclasses.replace(
-                base, priority=row.priority, queue_name=row.queue, run_after=row.run_at
+                base, priority=row.priority, queue_name=row.queue, run_after=row.run_after
             )
         status = STATUSES[row.status]
         runs = row.attempts + (1 if row.status in (Task.RUNNING, Task.SUCCEEDED) else 0)

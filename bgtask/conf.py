@@ -53,6 +53,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Seconds (or a timedelta) finished tasks are kept before pruning; None keeps them forever.",
     ),
     "BGTASK_PRUNE_CHUNK_SIZE": (500, "Most finished tasks one pruning DELETE removes."),
+    # Coming from django-background-tasks (read by manage.py import_background_tasks only)
+    "BACKGROUND_TASK_PRIORITY_ORDERING": (
+        "DESC",
+        "django-background-tasks' priority order; ASC makes the import turn priorities round.",
+    ),
     # Serverless
     "BGTASK_LAMBDA_SAFETY_MARGIN": (
         5.0,
@@ -174,6 +179,17 @@ def retention() -> timedelta | None:
 
 def prune_chunk_size() -> int:
     return int(_positive_number("BGTASK_PRUNE_CHUNK_SIZE", integer=True))
+
+
+def legacy_priority_ascending() -> bool:
+    """Whether django-background-tasks ran lower priorities first (its setting, kept so the
+    import command keeps the order)."""
+    value = get("BACKGROUND_TASK_PRIORITY_ORDERING")
+    if value not in ("ASC", "DESC"):
+        raise ImproperlyConfigured(
+            f'BACKGROUND_TASK_PRIORITY_ORDERING must be "ASC" or "DESC", got {value!r}.'
+        )
+    return value == "ASC"
 
 
 # -- Serverless -------------------------------------------------------------------------------

@@ -17,7 +17,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, overload
 
 from bgtask import clock, conf, registry
-from bgtask.call_options import check_feature_defaults, feature_fields
+from bgtask.call_options import (
+    CALL_OPTIONS,
+    DECORATOR_ONLY,
+    check_feature_defaults,
+    feature_fields,
+)
+from bgtask.retry_policy import Backoff, RetryPolicy
 from bgtask.scheduling import Schedule, resolve_schedule
 from bgtask.serialization import encode_arguments
 
@@ -29,8 +35,9 @@ MAX_NAME_LENGTH = 255
 MAX_QUEUE_LENGTH = 100
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 
-# Options of the features modules (repeating, timeouts, uniqueness), at decoration or call time.
-FEATURE_OPTIONS = ("repeat", "repeat_until", "timeout", "unique")
+# Options of the features modules (repeating, timeouts, uniqueness, verbose_name, retry policy),
+# at decoration or call time.
+FEATURE_OPTIONS = CALL_OPTIONS
 # Keyword arguments a call takes for itself; the rest go to the task function.
 ENQUEUE_OPTIONS = ("schedule", "queue", "priority", *FEATURE_OPTIONS)
 
@@ -98,13 +105,17 @@ class TaskFunction:
         self.queue = check_queue(queue) if queue is not None else None
         self.priority = check_priority(priority)
         self.defaults = check_feature_defaults(defaults)
+        self.retry_policy = RetryPolicy.from_options(defaults)
         # A function with its own parameter named like a feature option (``fetch(url,
-        # timeout=10)``) keeps receiving it; such a task sets that option with ``.enqueue()``.
+        # timeout=10)``, ``greet(verbose_name)``) keeps receiving it; such a task sets that
+        # option with ``.enqueue()``.
+        own = _parameter_names(func)
         self.call_options = tuple(
-            key
-            for key in ENQUEUE_OPTIONS
-            if key not in FEATURE_OPTIONS or key not in _parameter_names(func)
+            key for key in ENQUEUE_OPTIONS if key not in FEATURE_OPTIONS or key not in own
         )
+        # retry_on=/backoff= in a call are a mistake (they belong to the decorator), unless the
+        # function has such a parameter: refused at the call rather than failing at every run.
+        self.refused_call_options = tuple(key for key in DECORATOR_ONLY if key not in own)
         functools.update_wrapper(self, func)
         registry.register(self)
 
@@ -113,8 +124,12 @@ class TaskFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Task:
         """Store a Task that will call this function with these arguments, and return it."""
+        return self.enqueue(args, kwargs, **self._pop_options(kwargs))
+
+    def _pop_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         options = {key: kwargs.pop(key) for key in self.call_options if key in kwargs}
-        return self.enqueue(args, kwargs, **options)
+        options.update((key, kwargs.pop(key)) for key in self.refused_call_options if key in kwargs)
+        return options
 
     def enqueue(
         self,
@@ -149,8 +164,7 @@ class TaskFunction:
         """
         from bgtask.bulk import Call
 
-        options = {key: kwargs.pop(key) for key in self.call_options if key in kwargs}
-        return Call(self, args, kwargs, options)
+        return Call(self, args, kwargs, self._pop_options(kwargs))
 
     def bulk(
         self,
@@ -223,6 +237,10 @@ def background(
     priority: int = 0,
     timeout: float | None = None,
     unique: bool | str | None = None,
+    verbose_name: str | None = None,
+    max_attempts: int | None = None,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    backoff: Backoff | None = None,
 ) -> Callable[[Callable[..., Any]], TaskFunction]: ...
 
 
@@ -231,8 +249,11 @@ def background(func=None, /, *, schedule=None, name=None, queue=None, priority=0
 
     ``schedule``: default delay (seconds, ``timedelta``) or time (``datetime``) for each call;
     ``name``: the stored task name (default ``module.qualname``); ``queue``; ``priority`` (higher
-    runs first); ``timeout`` (seconds) and ``unique`` (``"refuse"``/``"replace"``). All of these,
-    and ``repeat=``/``repeat_until=``, may also be given at call time.
+    runs first); ``timeout`` (seconds) and ``unique`` (``"refuse"``/``"replace"``);
+    ``verbose_name`` (a label shown in the admin); the retry policy ``max_attempts``,
+    ``retry_on`` and ``backoff`` (``bgtask.retry_policy``). All of these but ``name``,
+    ``retry_on`` and ``backoff``, and also ``repeat=``/``repeat_until=``, may be given at call
+    time.
 
     Arguments of a call must survive a JSON round trip unchanged; anything else raises
     ``TypeError`` at call time and writes nothing.

@@ -36,3 +36,22 @@ class DatabaseUnavailable(OperationalError):
     later: tasks claimed but not started are released by the next ``run_batch`` in the process,
     or claimable by anyone once their (short) lease expires.
     """
+
+
+class InvalidTaskError(Exception):
+    """Raise it (or a subclass) in a task to fail it at once: no retry, whatever attempts remain.
+
+    For errors that running again cannot fix (the order no longer exists, the input is wrong).
+    The task is marked failed with this traceback in ``last_error`` and ``task_failed`` is sent.
+    django-background-tasks' ``InvalidTaskError`` had the same meaning; ``errors=`` is accepted
+    as it was there.
+
+    >>> @background
+    ... def ship(order_id):
+    ...     if not Order.objects.filter(pk=order_id).exists():
+    ...         raise InvalidTaskError(f"order {order_id} is gone")
+    """
+
+    def __init__(self, message: str = "", errors: object = None) -> None:
+        super().__init__(message)
+        self.errors = errors

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 
-from bgtask import clock, conf, registry, repeating, signals, timeouts
+from bgtask import clock, conf, registry, repeating, retry_policy, signals, timeouts
 from bgtask.exceptions import UnknownTask
 from bgtask.models import Task
 from bgtask.outcomes import Success, SuccessBuffer
 from bgtask.redaction import redact
-from bgtask.scheduling import retry_delay
 from bgtask.serialization import UndecodableArguments, decode_arguments, encode_result
 from bgtask.store import TaskStore
 
@@ -148,8 +147,10 @@ def _record_error(
         text = f"[{len(text) - MAX_ERROR_CHARS} characters cut]\n" + text[-MAX_ERROR_CHARS:]
     attempts = task.attempts + 1
     now = clock.now(store.alias)  # run_at is compared with the database's clock
-    if retryable and attempts < conf.max_attempts():
-        run_at = now + retry_delay(attempts)
+    # The task's own policy (bgtask.retry_policy): max_attempts, retry_on, backoff.
+    policy = retry_policy.for_name(task.task_name)
+    if retryable and policy.should_retry(error, attempts, task.max_attempts):
+        run_at = now + policy.delay(attempts)
         recorded = store.mark_retry(task, text, attempts, run_at, started_at)
         if recorded:
             task.status, task.attempts, task.last_error, task.run_at = (

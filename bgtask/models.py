@@ -120,6 +120,14 @@ class Task(models.Model):
     timeout = models.FloatField(
         null=True, blank=True, help_text="Seconds before the run is stopped."
     )
+    # A label for people (admin list and search); the seed's ``verbose_name=``.
+    verbose_name = models.CharField(max_length=255, null=True, blank=True)
+    # Attempts this task gets (``max_attempts=`` of its call or decorator); NULL: MAX_ATTEMPTS,
+    # read when it fails, so changing the setting reaches tasks already queued.
+    max_attempts = models.PositiveIntegerField(null=True, blank=True)
+    # django.tasks rows: ``run_after`` exactly as given (NULL: not given), which ``run_at`` cannot
+    # say once it holds the enqueue time. Read back by the backend only, never by a claim.
+    run_after = models.DateTimeField(null=True, blank=True)
 
     objects = TaskQuerySet.as_manager()
 
@@ -207,3 +215,25 @@ class PeriodicOccurrence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (last {self.last_enqueued_at.isoformat()})"
+
+
+class ImportedTask(models.Model):
+    """A task copied from another queue's table (``manage.py import_background_tasks``): which
+    source row became which bgtask task. The unique (source, source_id) pair makes a second run
+    skip what the first copied, even after the copied task has finished and been pruned (hence
+    ``task_id`` is a plain number, not a foreign key that pruning would cascade to)."""
+
+    id = models.BigAutoField(primary_key=True)
+    source = models.CharField(max_length=100)
+    source_id = models.BigIntegerField()
+    task_id = models.BigIntegerField(null=True, blank=True)
+    imported_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "bgtask_imported"
+        constraints = [
+            models.UniqueConstraint(fields=["source", "source_id"], name="bgtask_imported_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} #{self.source_id} -> task #{self.task_id}"

@@ -83,9 +83,11 @@ def periodic(
     """Register a function (taking no arguments) to run at every occurrence of ``cron``.
 
     ``timezone``: the IANA zone the expression is read in (default: Django's ``TIME_ZONE``).
-    The function is also a normal task (``nightly_cleanup()`` enqueues it now). ``timeout=`` and
-    ``unique=`` are passed to ``@background``. Needs ``croniter`` (``bgtask[cron]``); an invalid
-    expression or an unknown zone raises ``ValueError`` at decoration.
+    The function is also a normal task (``nightly_cleanup()`` enqueues it now). ``timeout=``,
+    ``unique=``, ``verbose_name=`` and the retry policy (``max_attempts=``, ``retry_on=``,
+    ``backoff=``) are passed to ``@background``.
+    Needs ``croniter`` (``bgtask[cron]``); an invalid expression or an unknown zone raises
+    ``ValueError`` at decoration.
 
     Each occurrence is enqueued exactly once, by the first ``run_batch`` after it, however many
     batches run at once; after downtime only the latest missed occurrence runs.

@@ -33,6 +33,8 @@ CARRIED_FIELDS = (
     "repeat",
     "repeat_until",
     "timeout",
+    "verbose_name",
+    "max_attempts",
 )
 
 

@@ -50,6 +50,10 @@ INSTALLED_APPS = [
     "tests.sampleapp",
     "tests.features",
     "tests.reliability",
+    "tests.compat",
+    # django-background-tasks itself, for the import command's tests (tests/compat). Last, so
+    # that bgtask's process_tasks command wins over its namesake.
+    "tests.compat.legacy_app.LegacyBackgroundTasksConfig",
 ]
 # Django's Tasks framework (Django >= 6.0) backed by bgtask's table: tests/features/test_backend.py.
 TASKS = {

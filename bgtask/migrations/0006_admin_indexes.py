@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("bgtask", "0004_claim_friendly_indexes"),
+        ("bgtask", "0005_compat"),
     ]
 
     operations = [

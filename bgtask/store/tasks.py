@@ -96,7 +96,7 @@ class TaskStore:
             for task in (
                 Task.objects.using(self.alias)
                 .abandoned(now)
-                .only("id", "attempts", "locked_by", "locked_until")
+                .only("id", "attempts", "locked_by", "locked_until", "max_attempts")
             ):
                 attempts = task.attempts + 1
                 message = ABANDONED_MESSAGE.format(worker=task.locked_by, until=task.locked_until)
@@ -106,7 +106,9 @@ class TaskStore:
                     "locked_by": None,
                     "locked_until": None,
                 }
-                if attempts >= max_attempts:
+                # A task's own max_attempts (bgtask.retry_policy) counts here too.
+                limit = task.max_attempts if task.max_attempts is not None else max_attempts
+                if attempts >= limit:
                     fields.update(
                         status=Task.FAILED, failed_at=now, finished_at=now, unique_key=None
                     )
