@@ -90,3 +90,9 @@ if os.environ.get("BGTASK_TEST_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["BGTASK_TEST_DB_NAME"]
 if os.environ.get("BGTASK_TEST_MAX_RUN_TIME"):
     MAX_RUN_TIME = float(os.environ["BGTASK_TEST_MAX_RUN_TIME"])
+# Issue 11 fault tests: a short heartbeat-renewed lease for the workers they start.
+if os.environ.get("BGTASK_TEST_LEASE_SECONDS"):
+    BGTASK_LEASE_SECONDS = float(os.environ["BGTASK_TEST_LEASE_SECONDS"])
+# Through PgBouncer in transaction pooling mode (make test-pgbouncer), as Django requires there.
+if os.environ.get("BGTASK_TEST_PGBOUNCER"):
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
