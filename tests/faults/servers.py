@@ -278,6 +278,22 @@ class PgBouncer:
             except subprocess.TimeoutExpired:
                 continue
 
+    def transactions(self, dbname: str) -> int:
+        """Transactions PgBouncer has passed to ``dbname`` so far (its admin console's STATS)."""
+        import psycopg
+
+        # The admin console speaks only the simple query protocol: a client-side cursor.
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user="postgres",
+            dbname="pgbouncer",
+            autocommit=True,
+            cursor_factory=psycopg.ClientCursor,
+        ) as conn:
+            rows = conn.execute("SHOW STATS").fetchall()
+        return sum(int(row[1]) for row in rows if row[0] == dbname)
+
     def log_tail(self, chars: int = 3000) -> str:
         try:
             return self.logfile.read_text(errors="replace")[-chars:]
