@@ -53,8 +53,23 @@ def pgbouncer(request):
         os.environ.pop("DATABASE_URL", None)
     else:
         os.environ["DATABASE_URL"] = original[2]
-    # Stopped before the test database is dropped: PgBouncer's server connections would block it.
+    # Stopped before the test database is dropped: PgBouncer's server connections would block it,
+    # and their backends end a moment after PgBouncer closes them.
     bouncer.destroy()
+    import psycopg
+
+    def test_database_released() -> bool:
+        with psycopg.connect(
+            host=settings["HOST"] or "127.0.0.1",
+            port=settings["PORT"] or 5432,
+            user=settings["USER"],
+            dbname="postgres",
+            autocommit=True,
+        ) as conn:
+            sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+            return conn.execute(sql, [settings["NAME"]]).fetchone()[0] == 0
+
+    wait_for(test_database_released, timeout=60, message="PgBouncer's server connections to end")
 
 
 @pytest.fixture

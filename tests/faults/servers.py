@@ -239,43 +239,55 @@ class PgBouncer:
             entry = pwd.getpwnam(SERVICE_USER)
             for path in (self.config, userlist):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-        self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> None:
-        self.process = subprocess.Popen(
-            [*self.prefix, PGBOUNCER, str(self.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+        # -d: PgBouncer daemonizes, so it is no child of the test process (the reliability
+        # tests kill every child left after a test) and is stopped through its pid file. As root
+        # it switches to the service user itself (-u).
+        user = ["-u", SERVICE_USER] if self.prefix else []
+        started = subprocess.run(
+            [PGBOUNCER, "-d", *user, str(self.config)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             cwd=self.root,
         )
+        if started.returncode != 0:
+            raise RuntimeError(f"pgbouncer did not start: {started.stderr} {self.log_tail()}")
+        wait_until(lambda: self._pid() is not None, timeout, "PgBouncer's pid file")
+        wait_until(lambda: accepts_connections(self.port), timeout, f"PgBouncer on {self.port}")
 
-        def ready() -> bool:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"pgbouncer exited: {self.log_tail()}")
-            return accepts_connections(self.port)
-
-        wait_until(ready, timeout, f"PgBouncer on {self.port}")
+    def _pid(self) -> int | None:
+        try:
+            return int((self.root / "pgbouncer.pid").read_text())
+        except (OSError, ValueError):
+            return None
 
     def stop(self, timeout: float = 30) -> None:
-        if self.process is None or self.process.poll() is not None:
+        pid = self._pid()
+        if pid is None:
             return
-        # SIGINT: PgBouncer closes its client and server connections and exits. runuser does not
-        # pass SIGINT on, so the signal goes to PgBouncer itself (its pid file).
-        try:
-            pid = int((self.root / "pgbouncer.pid").read_text())
-        except (OSError, ValueError):
-            pid = self.process.pid
-        for sig in (signal.SIGINT, signal.SIGKILL):
+
+        def gone() -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        # SIGTERM: immediate shutdown, client and server connections closed at once (SIGINT
+        # would wait for every client to finish).
+        for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
             try:
-                self.process.wait(timeout)
+                wait_until(gone, timeout, "PgBouncer to exit")
                 return
-            except subprocess.TimeoutExpired:
+            except TimeoutError:
                 continue
 
     def transactions(self, dbname: str) -> int:
