@@ -14,8 +14,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from django.db import InterfaceError, OperationalError, router
 from django.utils import timezone
 
 logger = logging.getLogger("bgtask.batch")
@@ -24,9 +25,9 @@ logger = logging.getLogger("bgtask.batch")
 # worker with slow tasks does not sit on work that an idle worker could be running.
 FAST_BATCH_SECONDS = 0.25
 SLOW_BATCH_SECONDS = 1.0
-# A claimed task is only started while most of its lease is left; otherwise the rest is released
-# and claimed afresh with a new lease. Lease length is MAX_RUN_TIME for a cron/CLI worker.
-STALE_CLAIM_FRACTION = 0.1
+# A claimed task is only started while most of its lease (as last set or renewed by the
+# heartbeat) is left; otherwise the rest is released and claimed afresh with a new lease.
+MIN_LEASE_LEFT_FRACTION = 0.5
 
 
 @dataclass
@@ -41,6 +42,7 @@ class BatchResult:
     elapsed: float = 0.0
     budget_spent: bool = False  # True when it stopped on the budget rather than running dry
     worker_id: str = field(default="", repr=False)
+    lease_renewals: int = field(default=0, repr=False)  # heartbeat statements issued
 
     @property
     def ran(self) -> int:
@@ -85,13 +87,38 @@ def run_batch(
     ``MAX_RUN_TIME``, so a killed invocation's task is claimable soon after. ``stop``: an event
     that, once set, ends the batch after the running task.
 
+    Raises ``bgtask.exceptions.DatabaseUnavailable`` (an ``OperationalError``, one line, no
+    chained driver traceback) when the database is lost and one reconnect does not bring it back.
+    Tasks claimed but not started are then released by the next ``run_batch`` in this process.
+
     >>> result = run_batch(55)
     >>> result.succeeded, result.failed, result.retried
     (12, 0, 1)
     """
-    from bgtask import conf, maintenance
+    from bgtask import outages
+
+    try:
+        return _run_batch(duration, queue=queue, lease_expires_at=lease_expires_at, stop=stop)
+    except (OperationalError, InterfaceError) as exc:
+        if not outages.is_outage(exc):
+            raise
+        from bgtask.models import Task
+
+        alias = router.db_for_write(Task)
+        outages.close_quietly(alias)
+        raise outages.unavailable(alias, exc) from None
+
+
+def _run_batch(
+    duration: float,
+    *,
+    queue: str | None,
+    lease_expires_at: datetime | None,
+    stop: threading.Event | None,
+) -> BatchResult:
+    from bgtask import clock, conf, maintenance, outages
     from bgtask.decorators import check_queue
-    from bgtask.execution import FAILED, RETRIED, SUCCEEDED, execute
+    from bgtask.heartbeat import Heartbeat
     from bgtask.store import TaskStore
 
     budget = check_duration(duration)
@@ -105,15 +132,44 @@ def run_batch(
     claim_limit = conf.claim_limit()
     store = TaskStore()
     result = BatchResult(worker_id=new_worker_id())
-    result.rescued = store.rescue_abandoned(on_rescued=maintenance.signal_rescued)
+    result.released += outages.release_unreleased(store)
+    result.rescued = store.rescue_abandoned(
+        clock.now(store.alias), on_rescued=maintenance.signal_rescued
+    )
     maintenance.before_batch()
+    # Lambda has its deadline lease; a cron/CLI worker a short lease its heartbeat renews.
+    heartbeat = None
+    if lease_expires_at is None:
+        heartbeat = Heartbeat(
+            store.alias,
+            result.worker_id,
+            lease_seconds=conf.lease_seconds(),
+            max_run_time=max_run_time,
+        )
+    try:
+        _drain(store, result, deadline, claim_limit, queue, lease_expires_at, heartbeat, stop)
+    finally:
+        if heartbeat is not None:
+            heartbeat.stop()
+            result.lease_renewals = heartbeat.renewals
+
+    maintenance.after_batch()
+    result.elapsed = time.monotonic() - started
+    # An empty poll is routine in a polling loop; only batches that did something are news.
+    level = logging.INFO if (result.ran or result.released or result.rescued) else logging.DEBUG
+    logger.log(level, "Batch %s: %s", result.worker_id, result.as_dict())
+    return result
+
+
+def _drain(store, result, deadline, claim_limit, queue, lease_expires_at, heartbeat, stop) -> None:
+    from bgtask.execution import FAILED, RETRIED, SUCCEEDED, execute
 
     limit = 1
     while not (stop and stop.is_set()):
         if time.monotonic() >= deadline:
             result.budget_spent = True
             break
-        lease = lease_expires_at or timezone.now() + timedelta(seconds=max_run_time)
+        lease = lease_expires_at or heartbeat.lease_until()
         claimed = store.claim_due(result.worker_id, limit, lease, queue)
         if not claimed:
             break
@@ -128,12 +184,18 @@ def run_batch(
                 if stop and stop.is_set():
                     break
                 if (
-                    lease_expires_at is None
-                    and now - claimed_at > STALE_CLAIM_FRACTION * max_run_time
+                    heartbeat is not None
+                    and heartbeat.lease_left() < MIN_LEASE_LEFT_FRACTION * heartbeat.full_lease
                 ):
                     break
                 begun += 1  # counted before it runs: a started task is never released
-                outcome = execute(task, store)
+                if heartbeat is not None:
+                    heartbeat.task_started()
+                try:
+                    outcome = execute(task, store)
+                finally:
+                    if heartbeat is not None:
+                        heartbeat.task_finished()
                 if outcome.kind == SUCCEEDED:
                     result.succeeded += 1
                 elif outcome.kind == RETRIED:
@@ -143,7 +205,7 @@ def run_batch(
         finally:
             unstarted = [task.id for task in claimed[begun:]]
             if unstarted:
-                result.released += store.release(unstarted, result.worker_id)
+                result.released += _release_or_remember(store, unstarted, result.worker_id)
         if result.budget_spent:
             break
         batch_seconds = time.monotonic() - claimed_at
@@ -152,9 +214,14 @@ def run_batch(
         elif batch_seconds > SLOW_BATCH_SECONDS:
             limit = max(1, limit // 2)
 
-    maintenance.after_batch()
-    result.elapsed = time.monotonic() - started
-    # An empty poll is routine in a polling loop; only batches that did something are news.
-    level = logging.INFO if (result.ran or result.released or result.rescued) else logging.DEBUG
-    logger.log(level, "Batch %s: %s", result.worker_id, result.as_dict())
-    return result
+
+def _release_or_remember(store, task_ids: list[int], worker_id: str) -> int:
+    """Release unstarted claims; if the database is gone, remember them for the next batch."""
+    from bgtask import outages
+
+    try:
+        return store.release(task_ids, worker_id)
+    except (OperationalError, InterfaceError) as exc:
+        if outages.is_outage(exc):
+            outages.remember_unreleased(store.alias, worker_id, task_ids)
+        raise

@@ -20,6 +20,7 @@ def check_settings(app_configs=None, **kwargs):
             )
         )
     readers = (conf.max_attempts, conf.max_run_time, conf.claim_limit, conf.max_args_bytes)
+    readers += (conf.lease_seconds,)  # reliability
     readers += (conf.retention, conf.prune_chunk_size)  # features
     for reader in readers:
         try:

@@ -17,7 +17,15 @@ from django.core.exceptions import ImproperlyConfigured
 #: name -> (default, one-line description). The README's settings table mirrors this dict.
 DEFAULTS: dict[str, tuple[Any, str]] = {
     "MAX_ATTEMPTS": (25, "Attempts before a task is marked failed for good."),
-    "MAX_RUN_TIME": (3600, "Seconds a task may stay locked before it is taken as abandoned."),
+    "MAX_RUN_TIME": (
+        3600,
+        "Seconds a task may run; past it, its lease is no longer renewed and it is rescued.",
+    ),
+    "BGTASK_LEASE_SECONDS": (
+        60,
+        "Lease of a cron/CLI worker's claimed tasks, renewed by its heartbeat while a task runs; "
+        "a dead worker's task is rescued about this long after it died.",
+    ),
     "BGTASK_CLAIM_LIMIT": (100, "Most tasks one claim query takes; claims grow towards it."),
     "BGTASK_MAX_ARGS_BYTES": (65536, "Largest encoded arguments a task may carry, in bytes."),
     "BGTASK_MAX_RESULT_BYTES": (
@@ -82,6 +90,10 @@ def max_attempts() -> int:
 
 def max_run_time() -> float:
     return float(_positive_number("MAX_RUN_TIME", integer=False))
+
+
+def lease_seconds() -> float:
+    return float(_positive_number("BGTASK_LEASE_SECONDS", integer=False))
 
 
 def claim_limit() -> int:

@@ -1,5 +1,7 @@
 """Exceptions raised by bgtask."""
 
+from django.db import OperationalError
+
 
 class TaskNameConflict(Exception):
     """Two different functions were registered under the same task name."""
@@ -22,3 +24,15 @@ class DuplicateTask(Exception):
 
 class TaskAbandoned(Exception):
     """The ``error`` sent with the signals of a task whose worker held it past its lease."""
+
+
+class DatabaseUnavailable(OperationalError):
+    """``run_batch`` lost its database (connection refused, dropped, server shutting down) and one
+    reconnect did not bring it back. The message is one line naming the alias and server (never
+    credentials); the driver's traceback is not chained. A subclass of Django's
+    ``OperationalError``, so ``except OperationalError`` clauses keep catching it.
+
+    ``process_tasks`` waits and retries on it; a direct ``run_batch`` caller may simply call again
+    later: tasks claimed but not started are released by the next ``run_batch`` in the process,
+    or claimable by anyone once their (short) lease expires.
+    """

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from django.db import InterfaceError, OperationalError, connections, router, transaction
-from django.utils import timezone
 
+from bgtask import clock
 from bgtask.models import Task
 from bgtask.store.dialects import dialect_for
 
@@ -51,10 +52,15 @@ class TaskStore:
         """
         waited_since = time.monotonic()
         delay = 0.005
-        reconnected = False
+        reconnected, lost = False, ""
         while True:
             try:
-                return operation()
+                value = operation()
+                if reconnected:
+                    # Logged only once the reconnect worked: in an outage the caller reports the
+                    # failure once, instead of a line here for every attempt.
+                    logger.warning("Database connection was lost (%s); reconnected.", lost)
+                return value
             except (OperationalError, InterfaceError) as exc:
                 conn = self.connection
                 if conn.vendor == "sqlite" and _is_sqlite_locked(exc):
@@ -65,8 +71,9 @@ class TaskStore:
                     continue
                 if reconnected or not reconnect or conn.in_atomic_block:
                     raise
-                logger.warning("Database connection lost (%s); reconnecting once.", exc)
-                conn.close()
+                lost = " ".join(str(exc).split())[:200]
+                with contextlib.suppress(Exception):  # a dead connection may fail to close
+                    conn.close()
                 reconnected = True
 
     # -- claiming ---------------------------------------------------------------------------
@@ -80,7 +87,7 @@ class TaskStore:
         features use it to send ``task_retried``/``task_failed``)."""
         from bgtask import conf
 
-        now = now or timezone.now()
+        now = now or clock.now(self.alias)
         max_attempts = conf.max_attempts()
         rescued_ids: list[int] = []
 
@@ -142,7 +149,7 @@ class TaskStore:
                 # A claim may have committed before the connection dropped; hand back anything
                 # locked to us (we run nothing while claiming) instead of stranding it.
                 self.release_all(worker_id)
-            return self.dialect.claim(worker_id, limit, timezone.now(), lease_until, queue)
+            return self.dialect.claim(worker_id, limit, clock.now(self.alias), lease_until, queue)
 
         return self._run(claim)
 

@@ -230,8 +230,15 @@ def test_abandoned_task_out_of_attempts_is_failed(settings):
     assert task.status == Task.FAILED and task.attempts == 2 and task.failed_at is not None
 
 
-def test_lease_is_max_run_time_from_the_claim(settings):
-    settings.MAX_RUN_TIME = 120
+@pytest.mark.parametrize(
+    ("max_run_time", "lease_seconds", "expected"),
+    [(3600, 60, 60), (120, 90, 90), (30, 60, 30)],
+)
+def test_lease_is_lease_seconds_from_the_claim_capped_by_max_run_time(
+    settings, max_run_time, lease_seconds, expected
+):
+    settings.MAX_RUN_TIME = max_run_time
+    settings.BGTASK_LEASE_SECONDS = lease_seconds
     seen = {}
 
     def grab(sender, task, **kwargs):
@@ -248,9 +255,9 @@ def test_lease_is_max_run_time_from_the_claim(settings):
         task_started.disconnect(grab)
     assert seen["status"] == Task.RUNNING and seen["locked_by"]
     assert (
-        before + timedelta(seconds=119)
+        before + timedelta(seconds=expected - 1)
         <= seen["locked_until"]
-        <= timezone.now() + timedelta(seconds=121)
+        <= timezone.now() + timedelta(seconds=expected + 1)
     )
 
 

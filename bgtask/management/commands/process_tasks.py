@@ -3,6 +3,11 @@
 From crontab, ``process_tasks --duration 55`` every minute gives a worker that is always
 restarted, never leaks, and needs no supervisor. SIGTERM or SIGINT: the running task finishes, the
 tasks claimed but not started are released, and the command exits 0.
+
+A database outage does not end it: it logs one WARNING, retries with capped backoff, logs one
+INFO when the database is back, and still stops on a signal or at the end of ``--duration``
+(exit 0). A database error that waiting cannot fix (wrong password, missing table) ends it with
+one line and exit code 1.
 """
 
 from __future__ import annotations
@@ -14,15 +19,58 @@ import threading
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, InterfaceError, OperationalError, router
 
 from bgtask import run_batch
 from bgtask.decorators import check_queue
+from bgtask.models import Task
+from bgtask.outages import first_line, is_outage, unavailable
 
 logger = logging.getLogger("bgtask.process_tasks")
 
 # In "forever" mode each run_batch gets this budget, so settings and leases are refreshed often.
 FOREVER_SLICE_SECONDS = 300.0
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+# While the database is unavailable: wait this long before the first retry, doubling up to the cap.
+OUTAGE_FIRST_WAIT = 0.5
+OUTAGE_MAX_WAIT = 30.0
+
+
+class Outage:
+    """One WARNING when the database is lost, one INFO when it is back, and the backoff between
+    retries (0.5 s doubling to 30 s)."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.wait = OUTAGE_FIRST_WAIT
+        self.attempts = 0
+
+    def lost(self, error: BaseException) -> float:
+        """Note a failed attempt; return how long to wait before the next."""
+        self.attempts += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            self.wait = OUTAGE_FIRST_WAIT
+            logger.warning(
+                "%s. Not running tasks; retrying with backoff (%.1f s doubling to %.0f s).",
+                str(error).rstrip("."),
+                OUTAGE_FIRST_WAIT,
+                OUTAGE_MAX_WAIT,
+            )
+        else:
+            logger.debug("Database still unavailable (attempt %d): %s", self.attempts, error)
+        wait, self.wait = self.wait, min(self.wait * 2, OUTAGE_MAX_WAIT)
+        return wait
+
+    def back(self) -> None:
+        if self.since is None:
+            return
+        logger.info(
+            "Database is back after %.1f s (%d failed attempt(s)); running tasks again.",
+            time.monotonic() - self.since,
+            self.attempts,
+        )
+        self.since, self.attempts = None, 0
 
 
 class _LogWriter:
@@ -47,6 +95,9 @@ class _LogWriter:
 
 class Command(BaseCommand):
     help = "Run due background tasks for --duration seconds (0 or less: until stopped)."
+    # Django's system checks run in the loop below instead, once the database answers: some (the
+    # MariaDB field checks) connect, and a worker started during an outage must wait, not exit.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
@@ -121,11 +172,35 @@ class Command(BaseCommand):
         forever = duration <= 0 or duration == float("inf")
         end = time.monotonic() + (0 if forever else duration)
         totals = {"succeeded": 0, "failed": 0, "retried": 0}
+        outage = Outage()
+        checked = False
         while not stop.is_set():
             budget = FOREVER_SLICE_SECONDS if forever else end - time.monotonic()
             if budget <= 0:
                 break
-            result = run_batch(budget, queue=queue, stop=stop)
+            try:
+                if not checked:
+                    self.check()
+                    checked = True
+                result = run_batch(budget, queue=queue, stop=stop)
+            except (OperationalError, InterfaceError) as exc:
+                if not is_outage(exc):
+                    raise CommandError(
+                        f"Database error that waiting will not fix: {first_line(exc)}. Check "
+                        "DATABASES and that migrations are applied (manage.py migrate)."
+                    ) from None
+                pause = outage.lost(unavailable(router.db_for_write(Task), exc))
+                if not forever:
+                    pause = min(pause, end - time.monotonic())
+                if pause > 0:
+                    stop.wait(pause)  # a signal sets ``stop``: the wait ends at once
+                continue
+            except DatabaseError as exc:  # a missing table on PostgreSQL/MariaDB, and the like
+                raise CommandError(
+                    f"Database error: {first_line(exc)}. Check DATABASES and that migrations are "
+                    "applied (manage.py migrate)."
+                ) from None
+            outage.back()
             for key in totals:
                 totals[key] += getattr(result, key)
             if result.ran == 0 and not result.budget_spent:

@@ -1,0 +1,137 @@
+"""What bgtask does when its database goes away: tell an outage from a configuration or schema
+error, say it in one line, and remember the claims a batch could not hand back.
+
+An *outage* (connection refused or dropped, server shutting down or restarting, too many
+connections, a lock wait that timed out) is worth waiting out: ``process_tasks`` retries with
+backoff. A wrong password, a missing database, table or column is not: waiting cannot fix it, so
+it ends ``process_tasks`` with one line saying what to check.
+
+The carry-over: when a batch loses the database it cannot put back the tasks it claimed but did
+not start. They would stay ``running`` until their lease expires. The batch remembers them here
+(in this process only), and the next ``run_batch`` in the process releases them first thing, so
+they are claimable again as soon as the database answers. A process that never comes back
+leaves them to the lease (``BGTASK_LEASE_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.db import InterfaceError, OperationalError, connections
+
+from bgtask.exceptions import DatabaseUnavailable
+from bgtask.redaction import redact
+
+logger = logging.getLogger("bgtask.outages")
+
+# Driver errors that waiting will not fix. Everything else an OperationalError or InterfaceError
+# says is taken as the database being away for a while.
+# MySQL/MariaDB error codes: access denied (1044, 1045, 1698), unknown database (1049), unknown
+# column (1054), no such table (1146), unknown server host (2005).
+MYSQL_PERMANENT_CODES = frozenset({1044, 1045, 1049, 1054, 1146, 1698, 2005})
+# PostgreSQL SQLSTATE classes: invalid authorization (28), unknown database (3D), syntax error or
+# undefined object (42).
+POSTGRES_PERMANENT_CLASSES = ("28", "3D", "42")
+# What a failed PostgreSQL connect says (it carries no SQLSTATE) and what SQLite says when the
+# schema is wrong.
+PERMANENT_MESSAGES = (
+    "password authentication failed",
+    "no password supplied",
+    "does not exist",  # database "x" / role "x" does not exist
+    "no such table",
+    "no such column",
+    "syntax error",
+)
+
+
+def is_outage(error: BaseException) -> bool:
+    """True when ``error`` says the database is unreachable for now, not misconfigured."""
+    if isinstance(error, DatabaseUnavailable):
+        return True
+    if not isinstance(error, (OperationalError, InterfaceError)):
+        return False
+    cause = error.__cause__ or error
+    code = getattr(cause, "args", (None,))[0] if getattr(cause, "args", None) else None
+    if isinstance(code, int) and code in MYSQL_PERMANENT_CODES:
+        return False
+    sqlstate = getattr(cause, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(POSTGRES_PERMANENT_CLASSES):
+        return False
+    text = str(cause).lower()
+    return not any(message in text for message in PERMANENT_MESSAGES)
+
+
+def where(alias: str) -> str:
+    """``'default' (postgresql at db.internal:5432)``: the alias and server, never credentials."""
+    connection = connections[alias]
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"{alias!r} (sqlite {settings.get('NAME')})"
+    host = settings.get("HOST") or "localhost"
+    port = settings.get("PORT") or "default port"
+    return f"{alias!r} ({connection.vendor} at {host}:{port})"
+
+
+def first_line(error: BaseException) -> str:
+    """The driver's message on one line, short, with any secret it quotes redacted."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return redact(text)[:300]
+
+
+def unavailable(alias: str, error: BaseException) -> DatabaseUnavailable:
+    """The one-line ``DatabaseUnavailable`` for ``error`` (raise it ``from None``)."""
+    if isinstance(error, DatabaseUnavailable):
+        return error
+    return DatabaseUnavailable(f"Database {where(alias)} is unavailable: {first_line(error)}")
+
+
+def close_quietly(alias: str) -> None:
+    """Drop this thread's connection to ``alias`` so the next attempt opens a new one."""
+    try:
+        connections[alias].close()
+    except Exception:  # a dead connection may fail to close; it is gone either way
+        logger.debug("Closing the connection to %r failed.", alias, exc_info=True)
+
+
+# -- carry-over of claims a batch could not release ------------------------------------------------
+
+_lock = threading.Lock()
+# (alias, worker_id) -> ids claimed by that worker id and never started.
+_unreleased: dict[tuple[str, str], set[int]] = {}
+
+
+def remember_unreleased(alias: str, worker_id: str, task_ids: list[int]) -> None:
+    """Keep ``task_ids`` (claimed by ``worker_id``, not started) to release when the database
+    is back."""
+    if not task_ids:
+        return
+    with _lock:
+        _unreleased.setdefault((alias, worker_id), set()).update(task_ids)
+    logger.info(
+        "%d claimed task(s) could not be released (the database is unavailable); they are "
+        "released when it answers again, or claimable once their lease expires.",
+        len(task_ids),
+    )
+
+
+def pending_unreleased(alias: str) -> dict[str, list[int]]:
+    """worker_id -> ids remembered for ``alias`` (a copy)."""
+    with _lock:
+        return {w: sorted(ids) for (a, w), ids in _unreleased.items() if a == alias}
+
+
+def release_unreleased(store) -> int:
+    """Release what earlier batches of this process could not; return how many went back.
+
+    Raises the database error if the database is still away (the ids stay remembered)."""
+    released = 0
+    for worker_id, ids in pending_unreleased(store.alias).items():
+        released += store.release(ids, worker_id)
+        # The release is guarded by the lease holder, so rows rescued or finished meanwhile are
+        # simply not touched: forget them all.
+        with _lock:
+            _unreleased.pop((store.alias, worker_id), None)
+    if released:
+        logger.info("Released %d task(s) claimed before the database was lost.", released)
+    return released
