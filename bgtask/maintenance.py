@@ -15,16 +15,17 @@ def before_batch() -> int:
     """Enqueue due periodic occurrences and the repetitions of repeating tasks that failed by
     losing their lease (so this batch runs them); return how many rows were enqueued."""
     from bgtask import periodic, repeating
+    from bgtask.outages import log_housekeeping_failure
 
     enqueued = 0
     try:
         enqueued += repeating.continue_abandoned_chains()
-    except DatabaseError:
-        logger.exception("Continuing abandoned repeating tasks failed; the next batch retries.")
+    except DatabaseError as exc:
+        log_housekeeping_failure(logger, "Continuing abandoned repeating tasks", exc)
     try:
         enqueued += periodic.enqueue_due()
-    except DatabaseError:
-        logger.exception("Enqueueing periodic tasks failed; the next batch will try again.")
+    except DatabaseError as exc:
+        log_housekeeping_failure(logger, "Enqueueing periodic tasks", exc)
     return enqueued
 
 

@@ -94,6 +94,15 @@ def close_quietly(alias: str) -> None:
         logger.debug("Closing the connection to %r failed.", alias, exc_info=True)
 
 
+def log_housekeeping_failure(log: logging.Logger, what: str, error: BaseException) -> None:
+    """Log a failed piece of housekeeping (pruning, periodic enqueue): one INFO line when the
+    database is away (whoever needs it next reports the outage), the traceback otherwise."""
+    if is_outage(error):
+        log.info("%s skipped, the database is unavailable: %s", what, first_line(error))
+    else:
+        log.exception("%s failed; the next batch will try again.", what)
+
+
 # -- carry-over of claims a batch could not release ------------------------------------------------
 
 _lock = threading.Lock()

@@ -68,6 +68,8 @@ def prune_quietly(**kwargs) -> int:
     """``prune`` for run_batch: an error is logged, never raised (pruning is housekeeping)."""
     try:
         return prune(**kwargs)
-    except DatabaseError:
-        logger.exception("Pruning failed; the next batch will try again.")
+    except DatabaseError as exc:
+        from bgtask.outages import log_housekeeping_failure
+
+        log_housekeeping_failure(logger, "Pruning", exc)
         return 0

@@ -63,3 +63,19 @@ def raise_huge_message(megabytes=20):
 @background(name="rel.return_huge_result")
 def return_huge_result(megabytes=20):
     return "y" * (megabytes * 1024 * 1024)
+
+
+@background(name="rel.exit_process_once")
+def exit_process_once(key, marker_path):
+    """The first run ends its whole process with os._exit (no cleanup at all); later runs
+    return."""
+    from pathlib import Path
+
+    from tests.sampleapp.models import Execution
+
+    Execution.objects.create(key=key, pid=os.getpid())
+    marker = Path(marker_path)
+    if not marker.exists():
+        marker.write_text(str(os.getpid()))
+        os._exit(3)
+    return "second run"

@@ -93,6 +93,10 @@ class TcpProxy:
             self._listener.close()
             self._listener = None
         for sock in self._sockets:
+            # shutdown() wakes the pump thread blocked in recv(); close() alone would leave the
+            # connection (and the server's session) open until that thread returned.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             sock.close()
         self._sockets.clear()
 
