@@ -1,6 +1,6 @@
 """Issue 11, item 2: PostgreSQL restarted (``-m fast``, ``-m immediate``) in the middle of a drain.
 
-Two ``process_tasks`` workers drain a few thousand 3 ms tasks (3,000 with ``--full-count``, 1,200
+Two ``process_tasks`` workers drain a few thousand 3 ms tasks (3,000 with ``--full-count``, 800
 in CI); the server restarts once a third are done. Afterwards nothing may be lost and nothing may
 stay ``running`` past its lease. Tasks that ran twice are counted from the side table every run
 writes (``sampleapp_execution``) and printed with the workers' exit codes and any stuck rows: an
@@ -34,7 +34,7 @@ DRAIN_CEILING = 300.0
 def test_restart_during_a_drain_loses_nothing_and_leaves_nothing_running(
     fault_db, full_count, mode
 ):
-    count = 3000 if full_count else 1200
+    count = 3000 if full_count else 800
     keys = set(fault_db.enqueue_slow_records(count, TASK_SECONDS))
     workers = [fault_db.start_worker("--sleep", "0.2", **ENV) for _ in range(2)]
     started = time.monotonic()
