@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
-from django.utils import timezone
 from django.utils.html import format_html
 
+from bgtask import clock
 from bgtask.cancellation import cancel_queued
 from bgtask.models import PeriodicOccurrence, Task
 
@@ -17,7 +17,7 @@ ERROR_SUMMARY_LENGTH = 80
 
 def run_now(tasks: QuerySet) -> int:
     """Make queued tasks due at once (a scheduled or backing-off task jumps its wait)."""
-    return tasks.filter(status=Task.QUEUED).update(run_at=timezone.now())
+    return tasks.filter(status=Task.QUEUED).update(run_at=clock.now(tasks.db))
 
 
 def retry_failed(tasks: QuerySet) -> int:
@@ -26,7 +26,7 @@ def retry_failed(tasks: QuerySet) -> int:
     return tasks.filter(status=Task.FAILED).update(
         status=Task.QUEUED,
         attempts=0,
-        run_at=timezone.now(),
+        run_at=clock.now(tasks.db),
         failed_at=None,
         finished_at=None,
         started_at=None,

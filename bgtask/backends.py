@@ -46,10 +46,9 @@ from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.base import Task as DjangoTask
 from django.tasks.base import TaskError
 from django.tasks.exceptions import TaskResultDoesNotExist
-from django.utils import timezone
 from django.utils.json import normalize_json
 
-from bgtask import registry, signals
+from bgtask import clock, registry, signals
 from bgtask.decorators import check_queue
 from bgtask.models import Task
 from bgtask.serialization import encode_arguments
@@ -146,7 +145,7 @@ class DatabaseBackend(BaseTaskBackend):
             queue=task.queue_name,
             priority=task.priority,
             arguments=arguments,
-            run_at=task.run_after or timezone.now(),
+            run_at=task.run_after or clock.now(),
         )
         row.save(force_insert=True)
         signals.task_enqueued.send(sender=Task, task=row)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, overload
 
-from bgtask import conf, registry
+from bgtask import clock, conf, registry
 from bgtask.call_options import check_feature_defaults, feature_fields
 from bgtask.scheduling import Schedule, resolve_schedule
 from bgtask.serialization import encode_arguments
@@ -178,7 +178,9 @@ class TaskFunction:
         **options: Any,
     ) -> dict[str, Any]:
         """Validate one call and return the field values of its row; raises before any write."""
-        run_at: datetime = resolve_schedule(schedule if schedule is not None else self.schedule)
+        run_at: datetime = resolve_schedule(
+            schedule if schedule is not None else self.schedule, clock.now()
+        )
         row = {
             "task_name": self.name,
             "arguments": encode_arguments(args, kwargs),

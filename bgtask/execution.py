@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from bgtask import conf, registry, repeating, signals, timeouts
+from bgtask import clock, conf, registry, repeating, signals, timeouts
 from bgtask.exceptions import UnknownTask
 from bgtask.models import Task
 from bgtask.redaction import redact
@@ -106,7 +106,7 @@ def _record_error(
         # The end of a traceback says what failed; megabytes would fail the write itself.
         text = f"[{len(text) - MAX_ERROR_CHARS} characters cut]\n" + text[-MAX_ERROR_CHARS:]
     attempts = task.attempts + 1
-    now = timezone.now()
+    now = clock.now(store.alias)  # run_at is compared with the database's clock
     if retryable and attempts < conf.max_attempts():
         run_at = now + retry_delay(attempts)
         recorded = store.mark_retry(task, text, attempts, run_at, started_at)

@@ -27,8 +27,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import IntegrityError, router, transaction
-from django.utils import timezone
 
+from bgtask import clock
 from bgtask.decorators import TaskFunction
 
 logger = logging.getLogger("bgtask.periodic")
@@ -126,8 +126,8 @@ def enqueue_due(now: datetime | None = None, using: str | None = None) -> int:
 
     if not _periodic:
         return 0
-    now = now or timezone.now()
     using = using or router.db_for_write(Task)
+    now = now or clock.now(using)
     table = PeriodicOccurrence.objects.using(using)
     known = {row.name: row.last_enqueued_at for row in table.filter(name__in=list(_periodic))}
     enqueued = 0

@@ -19,6 +19,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from bgtask import clock
 from bgtask.models import Task
 
 logger = logging.getLogger("bgtask.repeating")
@@ -103,7 +104,7 @@ def enqueue_next(task: Task, using: str, now: datetime | None = None) -> Task | 
     """
     if not task.repeat:
         return None
-    due = next_run_at(task, now or timezone.now())
+    due = next_run_at(task, now or clock.now(using))
     if due is None:
         return None
     fields = {name: getattr(task, name) for name in CARRIED_FIELDS}
@@ -138,8 +139,8 @@ def continue_abandoned_chains(now: datetime | None = None, using: str | None = N
     """
     from django.db import router
 
-    now = now or timezone.now()
     using = using or router.db_for_write(Task)
+    now = now or clock.now(using)
     rows = Task.objects.using(using)
     candidates = rows.filter(
         status=Task.FAILED,

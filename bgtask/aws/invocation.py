@@ -14,9 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from django.utils import timezone
-
-from bgtask import conf
+from bgtask import clock, conf
 from bgtask.batch import run_batch
 
 logger = logging.getLogger("bgtask.aws")
@@ -35,7 +33,8 @@ def run_invocation(
     ``duration`` caps the budget further. ``function_name`` (the running function) is what
     fan-out invokes when the batch ends with its budget spent and tasks still due.
     """
-    hard_deadline = timezone.now() + timedelta(seconds=remaining_seconds)
+    # On the database's clock, like every lease (bgtask.clock).
+    hard_deadline = clock.now() + timedelta(seconds=remaining_seconds)
     budget = remaining_seconds - conf.lambda_safety_margin()
     if duration is not None:
         budget = min(budget, duration)
