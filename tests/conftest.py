@@ -25,6 +25,53 @@ def pytest_addoption(parser):
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def pgbouncer(request):
+    """With BGTASK_TEST_PGBOUNCER=1 (``make test-pgbouncer``): after the test database is created
+    directly, the test process and every worker it starts talk to it through a PgBouncer in
+    transaction pooling mode whose pool is smaller than the workers. None otherwise."""
+    if not os.environ.get("BGTASK_TEST_PGBOUNCER"):
+        yield None
+        return
+    request.getfixturevalue("django_db_setup")
+    if connection.vendor != "postgresql":
+        pytest.exit("BGTASK_TEST_PGBOUNCER needs DATABASE_URL=postgres://...", returncode=2)
+    from tests.faults.servers import PgBouncer
+
+    settings = connection.settings_dict
+    original = settings["HOST"], settings["PORT"], os.environ.get("DATABASE_URL")
+    bouncer = PgBouncer(int(settings["PORT"] or 5432), pool_size=2, upstream_host=settings["HOST"])
+    bouncer.start()
+    connection.close()
+    settings["HOST"], settings["PORT"] = "127.0.0.1", bouncer.port
+    # Worker processes read DATABASE_URL (and BGTASK_TEST_DB_NAME picks the test database).
+    os.environ["DATABASE_URL"] = f"postgres://{settings['USER']}@127.0.0.1:{bouncer.port}/postgres"
+    yield bouncer
+    connection.close()
+    settings["HOST"], settings["PORT"] = original[:2]
+    if original[2] is None:
+        os.environ.pop("DATABASE_URL", None)
+    else:
+        os.environ["DATABASE_URL"] = original[2]
+    # Stopped before the test database is dropped: PgBouncer's server connections would block it,
+    # and their backends end a moment after PgBouncer closes them.
+    bouncer.destroy()
+    import psycopg
+
+    def test_database_released() -> bool:
+        with psycopg.connect(
+            host=settings["HOST"] or "127.0.0.1",
+            port=settings["PORT"] or 5432,
+            user=settings["USER"],
+            dbname="postgres",
+            autocommit=True,
+        ) as conn:
+            sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+            return conn.execute(sql, [settings["NAME"]]).fetchone()[0] == 0
+
+    wait_for(test_database_released, timeout=60, message="PgBouncer's server connections to end")
+
+
 @pytest.fixture
 def full_count(request) -> bool:
     return request.config.getoption("--full-count")

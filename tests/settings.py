@@ -97,6 +97,7 @@ if os.environ.get("BGTASK_TEST_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["BGTASK_TEST_DB_NAME"]
 if os.environ.get("BGTASK_TEST_MAX_RUN_TIME"):
     MAX_RUN_TIME = float(os.environ["BGTASK_TEST_MAX_RUN_TIME"])
+# Issue 11 fault tests: a short heartbeat-renewed lease for the workers they start.
 if os.environ.get("BGTASK_TEST_LEASE_SECONDS"):
     BGTASK_LEASE_SECONDS = float(os.environ["BGTASK_TEST_LEASE_SECONDS"])
 # Outcome batching of worker processes (tests/reliability/test_outcome_batching.py).
@@ -104,3 +105,6 @@ if os.environ.get("BGTASK_TEST_OUTCOME_BATCH"):
     BGTASK_OUTCOME_BATCH = int(os.environ["BGTASK_TEST_OUTCOME_BATCH"])
 if os.environ.get("BGTASK_TEST_OUTCOME_MAX_DELAY"):
     BGTASK_OUTCOME_MAX_DELAY = float(os.environ["BGTASK_TEST_OUTCOME_MAX_DELAY"])
+# Through PgBouncer in transaction pooling mode (make test-pgbouncer), as Django requires there.
+if os.environ.get("BGTASK_TEST_PGBOUNCER"):
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True

@@ -73,7 +73,14 @@ def test_fast_path_returns_the_count_and_writes_the_same_rows(received):
         (2, "default", Task.QUEUED, 0)
     }
     assert [name for name, _ in received].count("task_enqueued") == 0
-    assert run_batch(60).succeeded == 3000
+    # Batches until one runs dry: on a loaded machine one 60 s budget may not cover 3,000 tasks.
+    succeeded = 0
+    while True:
+        result = run_batch(60)
+        succeeded += result.succeeded
+        if not (result.budget_spent and result.ran):
+            break
+    assert succeeded == 3000
 
 
 def test_fast_path_sends_one_bulk_signal_with_the_rows():
