@@ -33,12 +33,12 @@ FOREVER_SLICE_SECONDS = 300.0
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 # While the database is unavailable: wait this long before the first retry, doubling up to the cap.
 OUTAGE_FIRST_WAIT = 0.5
-OUTAGE_MAX_WAIT = 30.0
+OUTAGE_MAX_WAIT = 10.0  # a reconnect attempt is cheap; the workers notice a return within 10 s
 
 
 class Outage:
     """One WARNING when the database is lost, one INFO when it is back, and the backoff between
-    retries (0.5 s doubling to 30 s)."""
+    retries (0.5 s doubling to 10 s)."""
 
     def __init__(self) -> None:
         self.since: float | None = None
