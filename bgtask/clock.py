@@ -34,12 +34,6 @@ JUMP_SECONDS = 0.5
 #: An offset beyond this is logged (once per measurement), as it points at a host without NTP.
 WARN_SKEW_SECONDS = 5.0
 
-# The statement that reads the server's current time, in UTC, per vendor.
-NOW_SQL = {
-    "postgresql": "SELECT clock_timestamp()",  # now() would be the transaction's start
-    "mysql": "SELECT UTC_TIMESTAMP(6)",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Offset:
@@ -69,8 +63,10 @@ def _fresh(offset: Offset | None) -> bool:
 
 def measure(alias: str) -> float:
     """Ask the database for its time now; store and return the offset to the local clock."""
+    from bgtask.store.dialects import dialect_for
+
     connection = connections[alias]
-    sql = NOW_SQL.get(connection.vendor)
+    sql = dialect_for(alias).now_sql  # vendor differences live in the dialects
     if sql is None:  # SQLite: the same host, the same clock
         seconds = 0.0
     else:

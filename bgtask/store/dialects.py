@@ -35,7 +35,7 @@ def _due_filter(queue: str | None) -> tuple[str, list]:
 class Dialect:
     #: Appended to the WHERE of outcome UPDATEs; PostgreSQL makes their commit asynchronous.
     outcome_where = ""
-    #: A query returning the server's current time (``bgtask.clock``); None: the process's clock.
+    #: The server's current time in UTC (``bgtask.clock``); None: the host's clock (SQLite).
     now_sql: str | None = None
 
     def __init__(self, alias: str) -> None:
