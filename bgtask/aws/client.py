@@ -19,17 +19,27 @@ READ_TIMEOUT_SECONDS = 5
 MAX_ATTEMPTS = 2
 
 
-@functools.cache
-def lambda_client() -> Any:
+def boto3_client(service: str, *, connect_timeout: float, read_timeout: float, attempts: int):
+    """A boto3 client with bounded timeouts and retries (boto3 is imported here, on first use)."""
     import boto3
     from botocore.config import Config
 
     config = Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"max_attempts": attempts, "mode": "standard"},
+    )
+    return boto3.client(service, config=config)
+
+
+@functools.cache
+def lambda_client() -> Any:
+    return boto3_client(
+        "lambda",
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=READ_TIMEOUT_SECONDS,
-        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+        attempts=MAX_ATTEMPTS,
     )
-    return boto3.client("lambda", config=config)
 
 
 def invoke_async(function_name: str, payload: dict[str, Any]) -> bool:

@@ -26,15 +26,14 @@ class SecretUnreadable(RuntimeError):
 
 @functools.cache
 def secrets_client() -> Any:
-    import boto3
-    from botocore.config import Config
+    from bgtask.aws.client import boto3_client
 
-    config = Config(
+    return boto3_client(
+        "secretsmanager",
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=READ_TIMEOUT_SECONDS,
-        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+        attempts=MAX_ATTEMPTS,
     )
-    return boto3.client("secretsmanager", config=config)
 
 
 def secret_string(arn: str) -> str:
