@@ -200,7 +200,6 @@ class TaskAdmin(admin.ModelAdmin):
     list_display = (
         "id",
         "task",
-        "verbose_name",
         "queue",
         "status",
         "due",
@@ -235,12 +234,15 @@ class TaskAdmin(admin.ModelAdmin):
         # The error's line sits under the name, cut to the cell's width (the whole line in its
         # tooltip, the traceback on the task's page): a column of its own was squeezed to
         # nothing beside the filters at 1280 px.
+        # A verbose_name, when the task has one, is a muted line of the same cell, for the same
+        # reason.
+        name = task.task_name
+        if task.verbose_name:
+            name = format_html('{}<span class="bgtask-label">{}</span>', name, task.verbose_name)
         if not task.last_error:
-            return task.task_name
+            return name
         line = error_summary(task.last_error, length=1000)
-        return format_html(
-            '{}<span class="bgtask-error" title="{}">{}</span>', task.task_name, line, line
-        )
+        return format_html('{}<span class="bgtask-error" title="{}">{}</span>', name, line, line)
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

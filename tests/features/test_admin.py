@@ -128,7 +128,9 @@ def test_page_run_now_button(admin_client, rows):
 
 def test_buttons_need_the_change_permission(client, rows):
     viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
-    viewer.user_permissions.add(Permission.objects.get(codename="view_task"))
+    viewer.user_permissions.add(
+        Permission.objects.get(codename="view_task", content_type__app_label="bgtask")
+    )
     client.force_login(viewer)
     page = client.get(reverse("admin:bgtask_task_change", args=[rows["failed"].pk]))
     assert page.status_code == 200 and b"/act/" not in page.content

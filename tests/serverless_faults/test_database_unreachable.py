@@ -78,7 +78,10 @@ def test_each_handler_fails_clearly_while_the_database_is_down_and_works_when_it
     assert "[X] 0001_initial" in manage["answer"]["output"]
     web = container.invoke("web", status_event(), INVOCATION_TIMEOUT)["answer"]
     assert web["statusCode"] == 200
-    assert json.loads(web["body"])["queues"] == {}  # the one task succeeded
+    queues = json.loads(web["body"])["queues"]
+    # The one task succeeded: nothing due or running, one success in the last hour.
+    assert (queues["default"]["due"], queues["default"]["running"]) == (0, 0), queues
+    assert queues["default"]["succeeded_last_hour"] == 1, queues
 
     # Down again mid-life of the container: clear errors again, nothing half-written.
     tasks.record("second-outage", schedule=0)
