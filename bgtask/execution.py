@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 
-from bgtask import clock, conf, registry, repeating, retry_policy, signals, timeouts
+from bgtask import clock, conf, registry, signals, timeouts
 from bgtask.exceptions import UnknownTask
+from bgtask.features import repeating
 from bgtask.models import Task
 from bgtask.outcomes import Success, SuccessBuffer
 from bgtask.redaction import redact
@@ -148,7 +149,7 @@ def _record_error(
     attempts = task.attempts + 1
     now = clock.now(store.alias)  # run_at is compared with the database's clock
     # The task's own policy (bgtask.retry_policy): max_attempts, retry_on, backoff.
-    policy = retry_policy.for_name(task.task_name)
+    policy = registry.retry_policy_for(task.task_name)
     if retryable and policy.should_retry(error, attempts, task.max_attempts):
         run_at = now + policy.delay(attempts)
         recorded = store.mark_retry(task, text, attempts, run_at, started_at)

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from django.db import connections
 
 from bgtask import clock
+from bgtask.models import Task
 
 logger = logging.getLogger("bgtask.heartbeat")
 
@@ -121,8 +122,6 @@ class Heartbeat:
 
     def renew(self) -> int:
         """Extend the lease of every row this worker holds; return the rows renewed."""
-        from bgtask.models import Task
-
         with self._lock:
             started_at = self._task_started_at
         if started_at is None:
