@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 
-from bgtask import clock, conf, registry, signals, timeouts
+from django.db import InterfaceError, OperationalError
+
+from bgtask import clock, conf, outages, registry, signals, timeouts
 from bgtask.exceptions import UnknownTask
 from bgtask.features import repeating
 from bgtask.models import Task
@@ -131,6 +133,27 @@ def execute(
 
 
 def _record_error(
+    task: Task,
+    store: TaskStore,
+    successes: SuccessBuffer | None,
+    error: BaseException,
+    text: str,
+    started_at,
+    *,
+    retryable: bool,
+) -> Outcome:
+    try:
+        return _write_error(task, store, successes, error, text, started_at, retryable=retryable)
+    except (OperationalError, InterfaceError) as exc:
+        if outages.is_outage(exc):
+            # The database went away (often what made the task fail): the outcome cannot be
+            # written. The row is handed back once the database answers, to run again (this
+            # attempt uncounted), instead of staying 'running' until its lease ends.
+            outages.remember_unreleased(store.alias, task.locked_by, [task.id])
+        raise
+
+
+def _write_error(
     task: Task,
     store: TaskStore,
     successes: SuccessBuffer | None,

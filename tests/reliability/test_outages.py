@@ -13,7 +13,7 @@ import threading
 import pytest
 from django.db import OperationalError
 
-from bgtask import outages, run_batch
+from bgtask import outages, registry, run_batch
 from bgtask.exceptions import DatabaseUnavailable
 from bgtask.models import Task
 from bgtask.signals import task_started
@@ -173,3 +173,28 @@ def test_claims_a_batch_could_not_release_are_released_by_the_next_batch(monkeyp
     assert outages.pending_unreleased("default") == {}
     assert not Task.objects.running().exists()
     assert execution_counts() == {f"k{i}": 1 for i in range(8)}
+
+
+def test_a_task_whose_outcome_cannot_be_written_is_released_by_the_next_batch(monkeypatch):
+    """The database goes away while a task runs (its own query fails, and so does the write of
+    the retry): the row is handed back by the process's next batch, not left to its lease."""
+    task = registry.get("rel.always_raise")()
+    real_mark_retry = TaskStore.mark_retry
+
+    def mark_retry_fails(self, *args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(TaskStore, "mark_retry", mark_retry_fails)
+    with pytest.raises(DatabaseUnavailable, match="is unavailable"):
+        run_batch(30)
+    task.refresh_from_db()
+    assert (task.status, task.attempts) == (Task.RUNNING, 0)
+    assert outages.pending_unreleased("default") == {task.locked_by: [task.id]}
+
+    monkeypatch.setattr(TaskStore, "mark_retry", real_mark_retry)
+    result = run_batch(30)
+    assert (result.released, result.retried, result.rescued) == (1, 1, 0)
+    assert outages.pending_unreleased("default") == {}
+    task.refresh_from_db()
+    # Run again at once; the attempt whose outcome was lost is not counted.
+    assert (task.status, task.attempts) == (Task.QUEUED, 1)
