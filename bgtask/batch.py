@@ -271,6 +271,9 @@ def _drain(batch: _Batch) -> None:
                 task_limit = _start_limit(batch, task, now)
                 if task_limit is None:
                     break
+                # May write the waiting group: done while the task is still unstarted, so that if
+                # the database is gone the task is released with the rest, not left running.
+                batch.successes.before_task(task)
                 begun += 1  # counted before it runs: a started task is never released
                 _run_one(batch, task, task_limit, now)
         finally:
@@ -313,7 +316,6 @@ def _start_limit(batch: _Batch, task: Task, now: float) -> timeouts.Limit | None
 def _run_one(batch: _Batch, task: Task, task_limit: timeouts.Limit, now: float) -> None:
     """Run one claimed task (``execute`` records its outcome) and count the outcome."""
     successes, heartbeat, result = batch.successes, batch.heartbeat, batch.result
-    successes.before_task(task)
     if heartbeat is not None:
         heartbeat.task_started()
     try:

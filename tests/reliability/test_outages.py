@@ -198,3 +198,34 @@ def test_a_task_whose_outcome_cannot_be_written_is_released_by_the_next_batch(mo
     task.refresh_from_db()
     # Run again at once; the attempt whose outcome was lost is not counted.
     assert (task.status, task.attempts) == (Task.QUEUED, 1)
+
+
+def test_a_group_write_lost_before_a_task_starts_leaves_that_task_unstarted(monkeypatch, settings):
+    """The waiting group is written before the next claimed task (BGTASK_OUTCOME_MAX_DELAY = 0:
+    always). If the database is gone by then, that task has not started: it is released with the
+    rest of the claim, not left running under the worker's lease."""
+    settings.BGTASK_OUTCOME_MAX_DELAY = 0
+    monkeypatch.setattr("bgtask.batch.FAST_BATCH_SECONDS", 3600.0)  # claims 1, then 2 tasks
+    enqueue_records(["g1", "g2", "g3"])
+    real_write = TaskStore.mark_succeeded_many
+    writes: list[int] = []
+
+    def second_write_fails(self, rows):
+        writes.append(len(rows))
+        if len(writes) >= 2:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_write(self, rows)
+
+    monkeypatch.setattr(TaskStore, "mark_succeeded_many", second_write_fails)
+    with pytest.raises(DatabaseUnavailable):
+        run_batch(30)
+    # The second write was the one before g3 started: g2's success is owed, g3 was released.
+    assert writes == [1, 1]
+    assert execution_counts() == {"g1": 1, "g2": 1}
+    assert not Task.objects.running().exclude(arguments__contains="g2").exists()
+
+    monkeypatch.setattr(TaskStore, "mark_succeeded_many", real_write)
+    run_batch(30)
+    assert not Task.objects.running().exists()
+    assert set(Task.objects.values_list("status", flat=True)) == {Task.SUCCEEDED}
+    assert execution_counts() == {"g1": 1, "g2": 1, "g3": 1}
