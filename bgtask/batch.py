@@ -165,14 +165,6 @@ class _Batch:
     def lease_until(self) -> datetime:
         return self.lease_expires_at or self.heartbeat.lease_until()
 
-    def lease_too_short(self) -> bool:
-        """True when the heartbeat's lease has less than ``MIN_LEASE_LEFT_FRACTION`` left."""
-        heartbeat = self.heartbeat
-        return (
-            heartbeat is not None
-            and heartbeat.lease_left() < MIN_LEASE_LEFT_FRACTION * heartbeat.full_lease
-        )
-
 
 def _run_batch(
     duration: float,
@@ -296,8 +288,14 @@ def _start_limit(batch: _Batch, task: Task, now: float) -> timeouts.Limit | None
     if now >= batch.deadline:
         batch.result.budget_spent = True
         return None
-    if batch.stopping() or batch.lease_too_short():
+    if batch.stop is not None and batch.stop.is_set():
         return None
+    heartbeat = batch.heartbeat
+    if (
+        heartbeat is not None
+        and heartbeat.lease_left() < MIN_LEASE_LEFT_FRACTION * heartbeat.full_lease
+    ):
+        return None  # too little of the lease left: released, and claimed afresh
     task_limit = timeouts.limit_before(task.timeout, batch.tasks_deadline, now)
     if task_limit is None:
         # Its timeout cannot fit before the hard deadline: released for a later run, which would
