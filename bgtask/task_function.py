@@ -57,6 +57,9 @@ class TaskFunction:
     >>> task = send_email(7, subject="hi", schedule=60)   # a Task row, due in 60 s
     >>> send_email.enqueue([7], {"subject": "hi"}, queue="mail")
     >>> send_email.now(7, subject="hi")                     # runs here, stores nothing
+
+    Making one does not register it (the worker could not find it): ``@background`` and
+    ``@periodic`` make and register them.
     """
 
     def __init__(
