@@ -91,7 +91,7 @@ def main() -> None:
         store = _NoWrites()
         buffer = SuccessBuffer(store, size=50, max_delay=600)
         for task in tasks:
-            execute(task, store, buffer)
+            execute(task, store, successes=buffer)
         buffer.flush()
 
     def build_rows():

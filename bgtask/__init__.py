@@ -5,12 +5,25 @@
 ... def notify_user(user_id): ...
 >>> notify_user(42)          # stores a Task, due in 60 s
 >>> run_batch(55)            # runs what is due, for at most 55 s
+
+The names below are loaded on first use (PEP 562): Django imports this package while it reads
+INSTALLED_APPS, before any model can load, and every one of them reaches the Task model. Inside
+the package, imports run one way, with no import inside a function to dodge a cycle:
+
+    public API (decorators, bulk, periodic)  ->  batch  ->  execution  ->  store  ->  models
+    decorators, bulk, registry  ->  task_function  ->  validation, enqueueing  ->  store  ->  models
+
+The optional features (repeating, periodic, uniqueness, cancellation, pruning) live in
+``bgtask.features``; tests/core/test_layers.py checks the layering.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bgtask.batch import BatchResult, run_batch
-from bgtask.decorators import TaskFunction, background
+if TYPE_CHECKING:  # what the names below are, for type checkers and the API reference
+    from bgtask.batch import BatchResult, run_batch
+    from bgtask.bulk import Call, enqueue_many
+    from bgtask.decorators import TaskFunction, background
+    from bgtask.features.cancellation import cancel
 
 __all__ = [
     "BatchResult",
@@ -19,20 +32,29 @@ __all__ = [
     "background",
     "cancel",
     "enqueue_many",
-    "periodic",
     "run_batch",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # bulk and cancellation import the models, which cannot load while Django is still reading
-    # INSTALLED_APPS (when it imports this package), so they are imported on first use.
+    if name in ("background", "TaskFunction"):
+        from bgtask import decorators
+
+        return getattr(decorators, name)
+    if name in ("run_batch", "BatchResult"):
+        from bgtask import batch
+
+        return getattr(batch, name)
     if name in ("enqueue_many", "Call"):
         from bgtask import bulk
 
         return getattr(bulk, name)
     if name == "cancel":
-        from bgtask.cancellation import cancel
+        from bgtask.features import cancellation
 
-        return cancel
+        return cancellation.cancel
     raise AttributeError(f"module 'bgtask' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -29,8 +29,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from bgtask import clock, conf, registry
-from bgtask.cancellation import cancel_queued
 from bgtask.charts import stacked_bars
+from bgtask.features.cancellation import cancel_queued
 from bgtask.models import PeriodicOccurrence, Task
 from bgtask.status import health, status_is
 

@@ -1,12 +1,12 @@
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
 
+from bgtask import conf
+
 
 def _tune_sqlite(sender, connection, **kwargs) -> None:
     """WAL lets readers and one writer work at once, so enqueues are not blocked by a draining
     worker; synchronous=NORMAL is durable across a process crash (not a power cut) in WAL mode."""
-    from bgtask import conf
-
     if connection.vendor != "sqlite" or not conf.sqlite_wal():
         return
     if connection.settings_dict["NAME"] in ("", ":memory:") or "mode=memory" in str(

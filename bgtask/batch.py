@@ -19,6 +19,17 @@ from datetime import datetime
 from django.db import InterfaceError, OperationalError, router
 from django.utils import timezone
 
+from bgtask import clock, conf, outages, outcomes, timeouts
+from bgtask.exceptions import TaskAbandoned
+from bgtask.execution import FAILED, RETRIED, SUCCEEDED, execute
+from bgtask.features import hooks
+from bgtask.heartbeat import Heartbeat
+from bgtask.models import Task
+from bgtask.outcomes import SuccessBuffer
+from bgtask.signals import task_failed, task_retried
+from bgtask.store import TaskStore
+from bgtask.validation import check_queue
+
 logger = logging.getLogger("bgtask.batch")
 
 # The claim size grows while claimed batches finish quickly and shrinks when they are slow, so a
@@ -117,8 +128,6 @@ def run_batch(
     >>> result.succeeded, result.failed, result.retried
     (12, 0, 1)
     """
-    from bgtask import outages
-
     try:
         return _run_batch(
             duration,
@@ -130,11 +139,31 @@ def run_batch(
     except (OperationalError, InterfaceError) as exc:
         if not outages.is_outage(exc):
             raise
-        from bgtask.models import Task
-
         alias = router.db_for_write(Task)
         outages.close_quietly(alias)
         raise outages.unavailable(alias, exc) from None
+
+
+@dataclass
+class _Batch:
+    """What one call of ``run_batch`` works with while it drains."""
+
+    store: TaskStore
+    result: BatchResult
+    deadline: float  # time.monotonic() when the budget is spent
+    tasks_deadline: float | None  # time.monotonic() when no task may still run (hard_deadline)
+    claim_limit: int  # the most tasks one claim may take
+    queue: str | None
+    lease_expires_at: datetime | None  # a fixed lease (Lambda); None: the heartbeat's
+    heartbeat: Heartbeat | None
+    stop: threading.Event | None
+    successes: SuccessBuffer
+
+    def stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def lease_until(self) -> datetime:
+        return self.lease_expires_at or self.heartbeat.lease_until()
 
 
 def _run_batch(
@@ -145,12 +174,6 @@ def _run_batch(
     stop: threading.Event | None,
     hard_deadline: datetime | None,
 ) -> BatchResult:
-    from bgtask import carryover, clock, conf, maintenance, outages
-    from bgtask.decorators import check_queue
-    from bgtask.heartbeat import Heartbeat
-    from bgtask.outcomes import SuccessBuffer
-    from bgtask.store import TaskStore
-
     budget = check_duration(duration)
     if queue is not None:
         check_queue(queue)
@@ -159,7 +182,6 @@ def _run_batch(
     if hard_deadline is not None and timezone.is_naive(hard_deadline):
         raise ValueError("hard_deadline must be an aware datetime.")
     started = time.monotonic()
-    deadline = started + budget
     tasks_deadline = (
         None if hard_deadline is None else started + (hard_deadline - clock.now()).total_seconds()
     )
@@ -167,12 +189,11 @@ def _run_batch(
     claim_limit = conf.claim_limit()
     store = TaskStore()
     result = BatchResult(worker_id=new_worker_id())
+    # What an earlier batch of this process still owes the database, first.
     result.released += outages.release_unreleased(store)
-    carryover.settle(store)
-    result.rescued = store.rescue_abandoned(
-        clock.now(store.alias), on_rescued=maintenance.signal_rescued
-    )
-    maintenance.before_batch()
+    outcomes.settle_owed(store)
+    result.rescued = store.rescue_abandoned(clock.now(store.alias), on_rescued=_signal_rescued)
+    hooks.before_batch()
     # Lambda has its deadline lease; a cron/CLI worker a short lease its heartbeat renews.
     heartbeat = None
     if lease_expires_at is None:
@@ -182,29 +203,29 @@ def _run_batch(
             lease_seconds=conf.lease_seconds(),
             max_run_time=max_run_time,
         )
-    successes = SuccessBuffer(store, conf.outcome_batch(), conf.outcome_max_delay())
+    batch = _Batch(
+        store=store,
+        result=result,
+        deadline=started + budget,
+        tasks_deadline=tasks_deadline,
+        claim_limit=claim_limit,
+        queue=queue,
+        lease_expires_at=lease_expires_at,
+        heartbeat=heartbeat,
+        stop=stop,
+        successes=SuccessBuffer(store, conf.outcome_batch(), conf.outcome_max_delay()),
+    )
     failing: BaseException | None = None
     try:
-        _drain(
-            store,
-            result,
-            deadline,
-            tasks_deadline,
-            claim_limit,
-            queue,
-            lease_expires_at,
-            heartbeat,
-            stop,
-            successes,
-        )
+        _drain(batch)
     except BaseException as exc:
         failing = exc
         raise
     finally:
         try:
-            successes.flush()  # on budget end, on stop, and on the way out of an error
+            batch.successes.flush()  # on budget end, on stop, and on the way out of an error
         except (OperationalError, InterfaceError):
-            # The group waits in bgtask.carryover; an error already on its way out says enough.
+            # The group is owed (bgtask.outcomes); an error already on its way out says enough.
             if failing is None:
                 raise
         finally:
@@ -212,7 +233,7 @@ def _run_batch(
                 heartbeat.stop()
                 result.lease_renewals = heartbeat.renewals
 
-    maintenance.after_batch()
+    hooks.after_batch()
     result.elapsed = time.monotonic() - started
     # An empty poll is routine in a polling loop; only batches that did something are news.
     level = logging.INFO if (result.ran or result.released or result.rescued) else logging.DEBUG
@@ -220,29 +241,18 @@ def _run_batch(
     return result
 
 
-def _drain(
-    store,
-    result,
-    deadline,
-    tasks_deadline,
-    claim_limit,
-    queue,
-    lease_expires_at,
-    heartbeat,
-    stop,
-    successes,
-) -> None:
-    from bgtask import timeouts
-    from bgtask.execution import FAILED, RETRIED, SUCCEEDED, execute
+def _drain(batch: _Batch) -> None:
+    """Claim and run due tasks until none is due, the budget is spent or a stop is asked.
 
+    The claim size doubles while claimed tasks finish quickly and halves when they are slow."""
+    result = batch.result
     limit = 1
-    while not (stop and stop.is_set()):
-        if time.monotonic() >= deadline:
+    while not batch.stopping():
+        if time.monotonic() >= batch.deadline:
             result.budget_spent = True
             break
-        successes.flush()  # a claim sees the table as this worker left it
-        lease = lease_expires_at or heartbeat.lease_until()
-        claimed = store.claim_due(result.worker_id, limit, lease, queue)
+        batch.successes.flush()  # a claim sees the table as this worker left it
+        claimed = batch.store.claim_due(result.worker_id, limit, batch.lease_until(), batch.queue)
         if not claimed:
             break
         claimed_at = time.monotonic()
@@ -250,65 +260,92 @@ def _drain(
         try:
             for task in claimed:
                 now = time.monotonic()
-                if now >= deadline:
-                    result.budget_spent = True
-                    break
-                if stop and stop.is_set():
-                    break
-                if (
-                    heartbeat is not None
-                    and heartbeat.lease_left() < MIN_LEASE_LEFT_FRACTION * heartbeat.full_lease
-                ):
-                    break
-                task_limit = timeouts.limit_before(task.timeout, tasks_deadline, now)
+                task_limit = _start_limit(batch, task, now)
                 if task_limit is None:
-                    # Its timeout cannot fit before the hard deadline: released for a later run,
-                    # which would claim it first again, so this batch ends here.
-                    logger.info(
-                        "Task %s #%s not started: its timeout of %g s does not fit before the "
-                        "hard deadline; left for a later run.",
-                        task.task_name,
-                        task.id,
-                        task.timeout,
-                    )
-                    result.budget_spent = True
                     break
+                # May write the waiting group: done while the task is still unstarted, so that if
+                # the database is gone the task is released with the rest, not left running.
+                batch.successes.before_task(task)
                 begun += 1  # counted before it runs: a started task is never released
-                successes.before_task(task)
-                if heartbeat is not None:
-                    heartbeat.task_started()
-                try:
-                    outcome = execute(task, store, task_limit, successes)
-                finally:
-                    if heartbeat is not None:
-                        heartbeat.task_finished()
-                successes.task_ran(task, time.monotonic() - now)
-                if outcome.kind == SUCCEEDED:
-                    result.succeeded += 1
-                elif outcome.kind == RETRIED:
-                    result.retried += 1
-                elif outcome.kind == FAILED:
-                    result.failed += 1
+                _run_one(batch, task, task_limit, now)
         finally:
+            # Claimed but not started (budget, stop, short lease, or an error on the way out).
             unstarted = [task.id for task in claimed[begun:]]
             if unstarted:
-                result.released += _release_or_remember(store, unstarted, result.worker_id)
+                result.released += _release_or_remember(batch.store, unstarted, result.worker_id)
         if result.budget_spent:
             break
         batch_seconds = time.monotonic() - claimed_at
         if begun == len(claimed) and batch_seconds < FAST_BATCH_SECONDS:
-            limit = min(limit * 2, claim_limit)
+            limit = min(limit * 2, batch.claim_limit)
         elif batch_seconds > SLOW_BATCH_SECONDS:
             limit = max(1, limit // 2)
 
 
-def _release_or_remember(store, task_ids: list[int], worker_id: str) -> int:
-    """Release unstarted claims; if the database is gone, remember them for the next batch."""
-    from bgtask import outages
+def _start_limit(batch: _Batch, task: Task, now: float) -> timeouts.Limit | None:
+    """How long the next claimed task may run if it may start now, else None (and
+    ``budget_spent`` is set when the budget or the hard deadline is why)."""
+    if now >= batch.deadline:
+        batch.result.budget_spent = True
+        return None
+    if batch.stop is not None and batch.stop.is_set():
+        return None
+    heartbeat = batch.heartbeat
+    if (
+        heartbeat is not None
+        and heartbeat.lease_left() < MIN_LEASE_LEFT_FRACTION * heartbeat.full_lease
+    ):
+        return None  # too little of the lease left: released, and claimed afresh
+    task_limit = timeouts.limit_before(task.timeout, batch.tasks_deadline, now)
+    if task_limit is None:
+        # Its timeout cannot fit before the hard deadline: released for a later run, which would
+        # claim it first again, so this batch ends here.
+        logger.info(
+            "Task %s #%s not started: its timeout of %g s does not fit before the hard deadline; "
+            "left for a later run.",
+            task.task_name,
+            task.id,
+            task.timeout,
+        )
+        batch.result.budget_spent = True
+    return task_limit
 
+
+def _run_one(batch: _Batch, task: Task, task_limit: timeouts.Limit, now: float) -> None:
+    """Run one claimed task (``execute`` records its outcome) and count the outcome."""
+    successes, heartbeat, result = batch.successes, batch.heartbeat, batch.result
+    if heartbeat is not None:
+        heartbeat.task_started()
+    try:
+        outcome = execute(task, batch.store, task_limit, successes)
+    finally:
+        if heartbeat is not None:
+            heartbeat.task_finished()
+    successes.task_ran(task, time.monotonic() - now)
+    if outcome.kind == SUCCEEDED:
+        result.succeeded += 1
+    elif outcome.kind == RETRIED:
+        result.retried += 1
+    elif outcome.kind == FAILED:
+        result.failed += 1
+
+
+def _release_or_remember(store: TaskStore, task_ids: list[int], worker_id: str) -> int:
+    """Release unstarted claims; if the database is gone, remember them for the next batch."""
     try:
         return store.release(task_ids, worker_id)
     except (OperationalError, InterfaceError) as exc:
         if outages.is_outage(exc):
             outages.remember_unreleased(store.alias, worker_id, task_ids)
         raise
+
+
+def _signal_rescued(task_id: int) -> None:
+    """Send ``task_retried`` or ``task_failed`` for a task requeued or failed because its worker
+    held it past its lease; ``error`` is a ``TaskAbandoned`` carrying the recorded message."""
+    task = Task.objects.filter(pk=task_id).first()
+    if task is None:
+        return
+    error = TaskAbandoned(task.last_error)
+    signal = task_failed if task.status == Task.FAILED else task_retried
+    signal.send(sender=Task, task=task, error=error)

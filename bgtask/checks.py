@@ -4,11 +4,11 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+from bgtask import conf
+
 
 @checks.register()
 def check_settings(app_configs=None, **kwargs):
-    from bgtask import conf
-
     errors = []
     if not settings.USE_TZ:
         errors.append(

@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from django.db import connections, router
 from django.utils import timezone
 
+from bgtask.models import Task
+
 logger = logging.getLogger("bgtask.clock")
 
 #: Measure the offset again after this many seconds.
@@ -33,6 +35,14 @@ REFRESH_SECONDS = 300.0
 JUMP_SECONDS = 0.5
 #: An offset beyond this is logged (once per measurement), as it points at a host without NTP.
 WARN_SKEW_SECONDS = 5.0
+#: The server's current time in UTC, per ``connection.vendor``. The wall clock now, not the
+#: transaction's start (PostgreSQL's now() would be stale inside a transaction). SQLite has no
+#: entry: it runs on this host, with this host's clock. (Kept here rather than in the store's
+#: dialects because the store reads the clock: the clock sits below the store.)
+SERVER_NOW_SQL = {
+    "postgresql": "SELECT clock_timestamp()",
+    "mysql": "SELECT UTC_TIMESTAMP(6)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +57,7 @@ _offsets: dict[str, Offset] = {}
 
 
 def _alias(alias: str | None) -> str:
-    if alias is not None:
-        return alias
-    from bgtask.models import Task
-
-    return router.db_for_write(Task)
+    return alias if alias is not None else router.db_for_write(Task)
 
 
 def _fresh(offset: Offset | None) -> bool:
@@ -63,10 +69,8 @@ def _fresh(offset: Offset | None) -> bool:
 
 def measure(alias: str) -> float:
     """Ask the database for its time now; store and return the offset to the local clock."""
-    from bgtask.store.dialects import dialect_for
-
     connection = connections[alias]
-    sql = dialect_for(alias).now_sql  # vendor differences live in the dialects
+    sql = SERVER_NOW_SQL.get(connection.vendor)
     if sql is None:  # SQLite: the same host, the same clock
         seconds = 0.0
     else:

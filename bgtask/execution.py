@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 
-from bgtask import clock, conf, registry, repeating, retry_policy, signals, timeouts
+from django.db import InterfaceError, OperationalError
+
+from bgtask import clock, conf, outages, registry, signals, timeouts
 from bgtask.exceptions import UnknownTask
+from bgtask.features import repeating
 from bgtask.models import Task
 from bgtask.outcomes import Success, SuccessBuffer
 from bgtask.redaction import redact
@@ -129,6 +134,19 @@ def execute(
     return Outcome(SUCCEEDED, recorded)
 
 
+@contextmanager
+def _released_if_the_database_is_lost(task: Task, store: TaskStore) -> Iterator[None]:
+    """If the database goes away while a task's outcome is written (often what made the task
+    fail), hand the row back once the database answers, to run again with this attempt not
+    counted, instead of leaving it 'running' until its lease ends (``bgtask.outages``)."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        if outages.is_outage(exc):
+            outages.remember_unreleased(store.alias, task.locked_by, [task.id])
+        raise
+
+
 def _record_error(
     task: Task,
     store: TaskStore,
@@ -139,56 +157,58 @@ def _record_error(
     *,
     retryable: bool,
 ) -> Outcome:
-    if successes is not None:
-        successes.flush()  # outcomes reach the table in the order they happened
-    text = redact(text)  # error text is stored and logged: no secret may reach either
-    if len(text) > MAX_ERROR_CHARS:
-        # The end of a traceback says what failed; megabytes would fail the write itself.
-        text = f"[{len(text) - MAX_ERROR_CHARS} characters cut]\n" + text[-MAX_ERROR_CHARS:]
-    attempts = task.attempts + 1
-    now = clock.now(store.alias)  # run_at is compared with the database's clock
-    # The task's own policy (bgtask.retry_policy): max_attempts, retry_on, backoff.
-    policy = retry_policy.for_name(task.task_name)
-    if retryable and policy.should_retry(error, attempts, task.max_attempts):
-        run_at = now + policy.delay(attempts)
-        recorded = store.mark_retry(task, text, attempts, run_at, started_at)
+    with _released_if_the_database_is_lost(task, store):
+        if successes is not None:
+            successes.flush()  # outcomes reach the table in the order they happened
+        text = redact(text)  # error text is stored and logged: no secret may reach either
+        if len(text) > MAX_ERROR_CHARS:
+            # The end of a traceback says what failed; megabytes would fail the write itself.
+            text = f"[{len(text) - MAX_ERROR_CHARS} characters cut]\n" + text[-MAX_ERROR_CHARS:]
+        attempts = task.attempts + 1
+        now = clock.now(store.alias)  # run_at is compared with the database's clock
+        # The task's own policy (bgtask.retry_policy): max_attempts, retry_on, backoff.
+        policy = registry.retry_policy_for(task.task_name)
+        if retryable and policy.should_retry(error, attempts, task.max_attempts):
+            run_at = now + policy.delay(attempts)
+            recorded = store.mark_retry(task, text, attempts, run_at, started_at)
+            if recorded:
+                task.status, task.attempts, task.last_error, task.run_at = (
+                    Task.QUEUED,
+                    attempts,
+                    text,
+                    run_at,
+                )
+                signals.task_retried.send(sender=Task, task=task, error=error)
+            logger.warning(
+                "Task %s #%s failed (attempt %d), retrying at %s: %s",
+                task.task_name,
+                task.id,
+                attempts,
+                run_at.isoformat(),
+                _summary(error),
+            )
+            return Outcome(RETRIED, recorded)
+        with repeating.outcome_transaction(task, store.alias):
+            recorded = store.mark_failed(task, text, attempts, started_at, now)
+            if recorded:
+                # A failed repetition does not end its chain.
+                repeating.enqueue_next(task, store.alias)
         if recorded:
-            task.status, task.attempts, task.last_error, task.run_at = (
-                Task.QUEUED,
+            task.status, task.attempts, task.last_error, task.failed_at = (
+                Task.FAILED,
                 attempts,
                 text,
-                run_at,
+                now,
             )
-            signals.task_retried.send(sender=Task, task=task, error=error)
-        logger.warning(
-            "Task %s #%s failed (attempt %d), retrying at %s: %s",
+            signals.task_failed.send(sender=Task, task=task, error=error)
+        logger.error(
+            "Task %s #%s failed for good after %d attempt(s): %s",
             task.task_name,
             task.id,
             attempts,
-            run_at.isoformat(),
             _summary(error),
         )
-        return Outcome(RETRIED, recorded)
-    with repeating.outcome_transaction(task, store.alias):
-        recorded = store.mark_failed(task, text, attempts, started_at, now)
-        if recorded:
-            repeating.enqueue_next(task, store.alias)  # a failed repetition does not end a chain
-    if recorded:
-        task.status, task.attempts, task.last_error, task.failed_at = (
-            Task.FAILED,
-            attempts,
-            text,
-            now,
-        )
-        signals.task_failed.send(sender=Task, task=task, error=error)
-    logger.error(
-        "Task %s #%s failed for good after %d attempt(s): %s",
-        task.task_name,
-        task.id,
-        attempts,
-        _summary(error),
-    )
-    return Outcome(FAILED, recorded)
+        return Outcome(FAILED, recorded)
 
 
 def _summary(error: BaseException) -> str:

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from django.db import connections
 
 from bgtask import clock
+from bgtask.models import Task
 
 logger = logging.getLogger("bgtask.heartbeat")
 
@@ -58,7 +59,6 @@ class Heartbeat:
         self._lease_set_at = time.monotonic()  # when the current lease began (monotonic)
         self._lease_length = min(lease_seconds, max_run_time)
         self._task_since: float | None = None  # monotonic start of the running task
-        self._task_started_at: datetime | None = None  # its start on the database clock
         self._failing = False
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -84,9 +84,10 @@ class Heartbeat:
             return self._lease_set_at + self._lease_length - time.monotonic()
 
     def task_started(self) -> None:
-        started = clock.now(self.alias)
+        # Only the monotonic clock here: this runs once per task, and the database time of the
+        # start is worked out by the thread when it renews (a share of a short task's cost).
         with self._lock:
-            self._task_since, self._task_started_at = time.monotonic(), started
+            self._task_since = time.monotonic()
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name=f"bgtask-heartbeat-{self.worker_id}", daemon=True
@@ -95,7 +96,7 @@ class Heartbeat:
 
     def task_finished(self) -> None:
         with self._lock:
-            self._task_since = self._task_started_at = None
+            self._task_since = None
 
     def stop(self) -> None:
         self._stopped.set()
@@ -121,17 +122,16 @@ class Heartbeat:
 
     def renew(self) -> int:
         """Extend the lease of every row this worker holds; return the rows renewed."""
-        from bgtask.models import Task
-
         with self._lock:
-            started_at = self._task_started_at
-        if started_at is None:
+            since = self._task_since
+        if since is None:
             return 0
         try:
             # Taken first: the lease is counted from no later than this instant.
             sent = time.monotonic()
             now = clock.now(self.alias)
-            limit = started_at + timedelta(seconds=self.max_run_time)
+            # The task's start plus MAX_RUN_TIME, on the database clock.
+            limit = now + timedelta(seconds=self.max_run_time - (sent - since))
             until = min(now + timedelta(seconds=self.lease_seconds), limit)
             length = (until - now).total_seconds()
             if length <= 0:

@@ -32,11 +32,11 @@ from django.db import connections, models, router, transaction
 from django.utils import timezone
 
 from bgtask import conf, registry
-from bgtask.call_options import check_verbose_name
-from bgtask.decorators import check_priority, check_queue
+from bgtask.features.repeating import check_repeat
 from bgtask.models import ImportedTask, Task
-from bgtask.repeating import check_repeat
 from bgtask.serialization import encode_arguments
+from bgtask.signals import task_enqueued
+from bgtask.validation import check_priority, check_queue, check_verbose_name
 
 logger = logging.getLogger("bgtask.legacy_import")
 
@@ -179,8 +179,6 @@ def write_plan(plan: ImportPlan, using: str, *, now: datetime | None = None) -> 
 
     A concurrent import of the same rows fails on the markers' unique constraint and rolls back
     entirely (run it again: it then skips what the other one copied)."""
-    from bgtask.signals import task_enqueued
-
     now = now or timezone.now()
     created: list[Task] = []
     connection = connections[using]

@@ -13,24 +13,29 @@ a unique task (its key is freed by the write).
 Each row is guarded by the lease it was claimed under; the statement returns the ids it updated,
 so a lease lost meanwhile is still detected per task and its outcome discarded, as before.
 ``task_succeeded`` is sent after the row is written. If the write fails because the database went
-away, the group is not dropped: it waits in ``bgtask.carryover`` for the next batch of the process.
-A crash loses at most the unwritten group: those tasks are rescued when their leases expire and
-run again.
+away, the group is not dropped: it is *owed* (kept in this process's memory, see ``owe``) and the
+next ``run_batch`` of the process (``process_tasks`` calls it again as soon as the database answers)
+writes it before doing anything else. Each row keeps the guard it was claimed under, so writing
+late is safe: a row another worker rescued meanwhile is not touched and is reported as a lost
+lease. A crash loses at most the unwritten group: those tasks are rescued when their leases expire
+and run again. (Claims a batch could not release are owed likewise, in ``bgtask.outages``.)
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import DatabaseError
 
-if TYPE_CHECKING:
-    from bgtask.models import Task
-    from bgtask.store import TaskStore
+from bgtask import signals
+from bgtask.models import Task
+from bgtask.store import TaskStore
 
 logger = logging.getLogger("bgtask.outcomes")
 
@@ -66,9 +71,6 @@ def write_successes(store: TaskStore, group: list[Success]) -> set[int]:
 def announce(store: TaskStore, group: list[Success], written: set[int]) -> None:
     """Update the in-memory tasks that were written and send ``task_succeeded`` for them; log
     each task whose lease was lost (its outcome was discarded)."""
-    from bgtask import signals
-    from bgtask.models import Task
-
     # .receivers first: has_listeners() resolves the live receivers even when there are none.
     send = bool(signals.task_succeeded.receivers) and signals.task_succeeded.has_listeners(Task)
     for success in group:
@@ -137,17 +139,58 @@ class SuccessBuffer:
     def flush(self) -> int:
         """Write the pending group; return how many rows were written.
 
-        On a database error the group is handed to ``bgtask.carryover`` (written by the process's
-        next batch) and the error is raised."""
+        On a database error the group is owed (``owe``: written by the process's next batch) and
+        the error is raised."""
         if not self.pending:
             return 0
         group, self.pending = self.pending, []
         try:
             written = self.store.mark_succeeded_many([row_of(s) for s in group])
         except DatabaseError:
-            from bgtask import carryover
-
-            carryover.owe_successes(self.store.alias, group)
+            owe(self.store.alias, group)
             raise
         announce(self.store, group, written)
         return len(written)
+
+
+# Successes owed to a database that went away mid-batch: alias -> run but not yet written.
+_owed_lock = threading.Lock()
+_owed: dict[str, list[Success]] = defaultdict(list)
+
+
+def owe(alias: str, group: list[Success]) -> None:
+    """Keep a group that could not be written, for the process's next batch (``settle_owed``)."""
+    with _owed_lock:
+        _owed[alias].extend(group)
+
+
+def owed(alias: str) -> int:
+    """How many successes this process still owes ``alias``."""
+    return len(_owed[alias])
+
+
+def settle_owed(store: TaskStore) -> int:
+    """Write the successes owed to ``store``'s database; return how many rows were written.
+
+    Raises the store's error if the database is still away; what was not written stays owed.
+    """
+    with _owed_lock:
+        group = list(_owed[store.alias])
+    if not group:
+        return 0
+    written = len(write_successes(store, group))
+    with _owed_lock:
+        del _owed[store.alias][: len(group)]
+    logger.info(
+        "Wrote %d of %d success(es) a batch could not write while the database was away (the "
+        "rest lost their lease meanwhile).",
+        written,
+        len(group),
+    )
+    return written
+
+
+def forget_owed() -> None:
+    """Drop everything owed (tests)."""
+    with _owed_lock:
+        _owed.clear()

@@ -2,21 +2,30 @@
 
 A row names its task by a string; that string is looked up here and nowhere else. Nothing is ever
 imported from a dotted path stored in the database.
+
+What is registered is anything shaped like ``RegisteredTask``: a ``TaskFunction`` made by
+``@background`` or ``@periodic``, or the runner of a Django ``@task`` (``bgtask.backends``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from bgtask import retry_policy
 from bgtask.exceptions import TaskNameConflict, UnknownTask
 
-if TYPE_CHECKING:
-    from bgtask.decorators import TaskFunction
 
-_tasks: dict[str, TaskFunction] = {}
+class RegisteredTask(Protocol):
+    name: str
+    origin: str  # where it was defined, to tell a re-registration from a name conflict
+
+    def run(self, args: list[Any], kwargs: dict[str, Any]) -> Any: ...
 
 
-def register(task: TaskFunction) -> None:
+_tasks: dict[str, RegisteredTask] = {}
+
+
+def register(task: RegisteredTask) -> None:
     existing = _tasks.get(task.name)
     if existing is not None and existing.origin != task.origin:
         raise TaskNameConflict(
@@ -27,7 +36,7 @@ def register(task: TaskFunction) -> None:
     _tasks[task.name] = task
 
 
-def get(name: str) -> TaskFunction:
+def get(name: str) -> RegisteredTask:
     try:
         return _tasks[name]
     except KeyError:
@@ -36,6 +45,12 @@ def get(name: str) -> TaskFunction:
             "module of an installed app (or imported at start-up), and is this worker running "
             "the same code as the process that enqueued it?"
         ) from None
+
+
+def retry_policy_for(name: str) -> retry_policy.RetryPolicy:
+    """The retry policy of the task registered as ``name`` (the default if none is)."""
+    task = _tasks.get(name)
+    return retry_policy.DEFAULT if task is None else retry_policy.policy_for(task)
 
 
 def names() -> list[str]:

@@ -153,14 +153,3 @@ def policy_for(function: object) -> RetryPolicy:
     """The policy of a registered task function (the default for anything without one)."""
     policy = getattr(function, "retry_policy", None)
     return policy if isinstance(policy, RetryPolicy) else DEFAULT
-
-
-def for_name(task_name: str) -> RetryPolicy:
-    """The policy of the task registered as ``task_name`` (the default if none is)."""
-    from bgtask import registry
-    from bgtask.exceptions import UnknownTask
-
-    try:
-        return policy_for(registry.get(task_name))
-    except UnknownTask:
-        return DEFAULT

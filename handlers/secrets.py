@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from typing import Any
 from urllib.parse import quote
+
+from bgtask.aws.throttle import Throttle
 
 logger = logging.getLogger("bgtask.lambda.secrets")
 
@@ -33,7 +34,7 @@ SCHEMES = {"postgres": "postgres", "postgresql": "postgres", "mysql": "mysql", "
 
 _lock = threading.Lock()
 _cache: dict[str, str] = {}
-_last_refresh: float | None = None
+_refresh_throttle = Throttle()
 
 
 class SecretUnusable(RuntimeError):
@@ -56,16 +57,6 @@ def secret_value(arn: str, *, refresh: bool = False) -> str:
         if refresh or arn not in _cache:
             _cache[arn] = _fetch(arn)
         return _cache[arn]
-
-
-def _take_refresh_slot() -> bool:
-    global _last_refresh
-    now = time.monotonic()
-    with _lock:
-        if _last_refresh is not None and now - _last_refresh < MIN_REFRESH_SECONDS:
-            return False
-        _last_refresh = now
-        return True
 
 
 def database_url(secret: str, arn: str = "the database secret") -> str:
@@ -117,7 +108,7 @@ def refresh_database_credentials(alias: str = "default") -> bool:
     from django.db import connections
 
     arn = getattr(settings, "DATABASE_SECRET_ARN", None)
-    if not arn or not _take_refresh_slot():
+    if not arn or not _refresh_throttle.take(MIN_REFRESH_SECONDS):
         return False
     try:
         fresh = database_settings(arn, refresh=True)

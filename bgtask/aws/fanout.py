@@ -13,6 +13,7 @@ import logging
 
 from bgtask import conf
 from bgtask.aws import FANOUT_SOURCE
+from bgtask.aws.client import invoke_async
 from bgtask.status import due_count
 
 logger = logging.getLogger("bgtask.aws")
@@ -24,8 +25,6 @@ def fan_out(function_name: str, queue: str | None, max_extra: int) -> int:
     >>> fan_out("bgtask-worker", None, 4)
     4
     """
-    from bgtask.aws.client import invoke_async
-
     if max_extra <= 0:
         return 0
     wanted = min(max_extra, due_count(queue))

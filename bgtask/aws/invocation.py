@@ -15,6 +15,8 @@ import logging
 from datetime import timedelta
 
 from bgtask import clock, conf
+from bgtask.aws.fanout import fan_out, max_helpers
+from bgtask.aws.metrics import emit_batch_metrics
 from bgtask.batch import run_batch
 
 logger = logging.getLogger("bgtask.aws")
@@ -67,14 +69,10 @@ def run_invocation(
 
     fanned_out = 0
     if allow_fanout and function_name and result.budget_spent:
-        from bgtask.aws.fanout import fan_out, max_helpers
-
         fanned_out = fan_out(function_name, queue, max_helpers())
     summary["fanned_out"] = fanned_out
 
     namespace = conf.metrics_namespace()
     if namespace:
-        from bgtask.aws.metrics import emit_batch_metrics
-
         emit_batch_metrics(namespace, result, queue)
     return summary

@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from bgtask.aws.client import boto3_client
+
 # Read at start-up and after a refused database connection: fail fast, not at the function's
 # timeout.
 CONNECT_TIMEOUT_SECONDS = 2
@@ -26,8 +28,6 @@ class SecretUnreadable(RuntimeError):
 
 @functools.cache
 def secrets_client() -> Any:
-    from bgtask.aws.client import boto3_client
-
     return boto3_client(
         "secretsmanager",
         connect_timeout=CONNECT_TIMEOUT_SECONDS,

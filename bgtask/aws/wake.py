@@ -11,8 +11,6 @@ drained by the one worker it woke, and by fan-out when the burst is large.
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 from django.db import transaction
@@ -20,33 +18,20 @@ from django.utils import timezone
 
 from bgtask import conf
 from bgtask.aws import WAKE_SOURCE
+from bgtask.aws.client import invoke_async
+from bgtask.aws.throttle import Throttle
 
-_lock = threading.Lock()
-_last_wake: float | None = None
+_throttle = Throttle()
 
 
 def reset_throttle() -> None:
     """Forget the last wake-up, so the next due enqueue wakes the worker (for tests)."""
-    global _last_wake
-    with _lock:
-        _last_wake = None
-
-
-def _take_wake_slot(interval: float) -> bool:
-    global _last_wake
-    now = time.monotonic()
-    with _lock:
-        if _last_wake is not None and now - _last_wake < interval:
-            return False
-        _last_wake = now
-        return True
+    _throttle.reset()
 
 
 def wake_worker(function_name: str) -> bool:
     """Invoke the worker unless this process already did within the interval; True if sent."""
-    from bgtask.aws.client import invoke_async
-
-    if not _take_wake_slot(conf.wake_interval()):
+    if not _throttle.take(conf.wake_interval()):
         return False
     return invoke_async(function_name, {"source": WAKE_SOURCE})
 

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from django.db import connections, transaction
 
+from bgtask import conf
 from bgtask.models import Task
 from bgtask.store.rows import tasks_from_rows
 
@@ -35,8 +36,6 @@ def _due_filter(queue: str | None) -> tuple[str, list]:
 class Dialect:
     #: Appended to the WHERE of outcome UPDATEs; PostgreSQL makes their commit asynchronous.
     outcome_where = ""
-    #: The server's current time in UTC (``bgtask.clock``); None: the host's clock (SQLite).
-    now_sql: str | None = None
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
@@ -79,8 +78,6 @@ class Dialect:
         """``outcome_where`` when outcome commits may be asynchronous (``BGTASK_ASYNC_COMMIT``).
 
         Inside a caller's transaction the commit is theirs, so it keeps their durability."""
-        from bgtask import conf
-
         if not self.outcome_where or self.connection.in_atomic_block or not conf.async_commit():
             return ""
         return self.outcome_where
@@ -141,8 +138,6 @@ class UpdateReturningDialect(Dialect):
 
 class PostgresDialect(UpdateReturningDialect):
     lock_clause = " FOR UPDATE SKIP LOCKED"
-    # The wall clock now, not the transaction's start (now() would be stale inside a transaction).
-    now_sql = "SELECT clock_timestamp()"
     # The outcome's own one-statement transaction commits without waiting for the WAL flush, as
     # ``SET LOCAL synchronous_commit = off`` would (set_config(..., true) lasts for this
     # transaction only). The commit is visible at once and no worker crash can lose it; only a
@@ -256,8 +251,6 @@ class SQLiteDialect(UpdateReturningDialect):
 
 
 class MySQLDialect(Dialect):
-    now_sql = "SELECT UTC_TIMESTAMP(6)"
-
     def claim(self, worker_id, limit, now, lease_until, queue):
         # A loose index scan over priorities, highest first. One query ordered by
         # (priority DESC, run_at, id) and filtered on run_at cannot stop early in MariaDB's

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from django.db import InterfaceError, OperationalError, connections, router, transaction
 
-from bgtask import clock
+from bgtask import clock, conf
 from bgtask.models import Task
 from bgtask.store.dialects import dialect_for
 
@@ -85,8 +85,6 @@ class TaskStore:
 
         ``on_rescued(task_id)`` is called after the writes for each task this call rescued (the
         features use it to send ``task_retried``/``task_failed``)."""
-        from bgtask import conf
-
         now = now or clock.now(self.alias)
         max_attempts = conf.max_attempts()
         rescued_ids: list[int] = []

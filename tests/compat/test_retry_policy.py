@@ -223,7 +223,7 @@ def test_a_function_with_its_own_retry_parameters_keeps_them():
 
 @pytest.mark.django_db
 def test_periodic_tasks_take_the_policy_and_the_label():
-    from bgtask import periodic as periodic_module
+    from bgtask.features import periodic as periodic_module
 
     try:
         nightly = periodic_module.periodic(

@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from bgtask import periodic, registry, run_batch
+from bgtask import registry, run_batch
+from bgtask.features import periodic
 from bgtask.models import PeriodicOccurrence, Task
 from tests.conftest import batch_result, start_batch_process
 from tests.sampleapp.models import Execution

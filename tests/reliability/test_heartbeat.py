@@ -130,10 +130,13 @@ def test_renewal_never_extends_a_lease_past_max_run_time():
     beat.renew()
     task.refresh_from_db()
     assert task.locked_until <= started + timedelta(seconds=1) + SLACK
-    # Once the task has run MAX_RUN_TIME there is nothing left to renew.
-    with mock.patch("django.utils.timezone.now", return_value=started + timedelta(seconds=2)):
-        assert beat.renew() == 0
+    # Once the task has run MAX_RUN_TIME (counted on the monotonic clock) there is nothing left
+    # to renew: renewals keep being refused from then on, and none went past the cap.
+    wait_for(lambda: beat.renew() == 0, 30, message="renewals to stop at MAX_RUN_TIME")
+    assert beat.renew() == 0
     beat.stop()
+    task.refresh_from_db()
+    assert task.locked_until <= started + timedelta(seconds=1) + SLACK
 
 
 def test_a_failed_renewal_does_not_touch_the_task(caplog):

@@ -13,7 +13,7 @@ import threading
 import pytest
 from django.db import OperationalError
 
-from bgtask import outages, run_batch
+from bgtask import outages, registry, run_batch
 from bgtask.exceptions import DatabaseUnavailable
 from bgtask.models import Task
 from bgtask.signals import task_started
@@ -173,3 +173,59 @@ def test_claims_a_batch_could_not_release_are_released_by_the_next_batch(monkeyp
     assert outages.pending_unreleased("default") == {}
     assert not Task.objects.running().exists()
     assert execution_counts() == {f"k{i}": 1 for i in range(8)}
+
+
+def test_a_task_whose_outcome_cannot_be_written_is_released_by_the_next_batch(monkeypatch):
+    """The database goes away while a task runs (its own query fails, and so does the write of
+    the retry): the row is handed back by the process's next batch, not left to its lease."""
+    task = registry.get("rel.always_raise")()
+    real_mark_retry = TaskStore.mark_retry
+
+    def mark_retry_fails(self, *args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(TaskStore, "mark_retry", mark_retry_fails)
+    with pytest.raises(DatabaseUnavailable, match="is unavailable"):
+        run_batch(30)
+    task.refresh_from_db()
+    assert (task.status, task.attempts) == (Task.RUNNING, 0)
+    assert outages.pending_unreleased("default") == {task.locked_by: [task.id]}
+
+    monkeypatch.setattr(TaskStore, "mark_retry", real_mark_retry)
+    result = run_batch(30)
+    assert (result.released, result.retried, result.rescued) == (1, 1, 0)
+    assert outages.pending_unreleased("default") == {}
+    task.refresh_from_db()
+    # Run again at once; the attempt whose outcome was lost is not counted.
+    assert (task.status, task.attempts) == (Task.QUEUED, 1)
+
+
+def test_a_group_write_lost_before_a_task_starts_leaves_that_task_unstarted(monkeypatch, settings):
+    """The waiting group is written before the next claimed task (BGTASK_OUTCOME_MAX_DELAY = 0:
+    always). If the database is gone by then, that task has not started: it is released with the
+    rest of the claim, not left running under the worker's lease."""
+    settings.BGTASK_OUTCOME_MAX_DELAY = 0
+    monkeypatch.setattr("bgtask.batch.FAST_BATCH_SECONDS", 3600.0)  # claims 1, then 2 tasks
+    enqueue_records(["g1", "g2", "g3"])
+    real_write = TaskStore.mark_succeeded_many
+    writes: list[int] = []
+
+    def second_write_fails(self, rows):
+        writes.append(len(rows))
+        if len(writes) >= 2:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_write(self, rows)
+
+    monkeypatch.setattr(TaskStore, "mark_succeeded_many", second_write_fails)
+    with pytest.raises(DatabaseUnavailable):
+        run_batch(30)
+    # The second write was the one before g3 started: g2's success is owed, g3 was released.
+    assert writes == [1, 1]
+    assert execution_counts() == {"g1": 1, "g2": 1}
+    assert not Task.objects.running().exclude(arguments__contains="g2").exists()
+
+    monkeypatch.setattr(TaskStore, "mark_succeeded_many", real_write)
+    run_batch(30)
+    assert not Task.objects.running().exists()
+    assert set(Task.objects.values_list("status", flat=True)) == {Task.SUCCEEDED}
+    assert execution_counts() == {"g1": 1, "g2": 1, "g3": 1}

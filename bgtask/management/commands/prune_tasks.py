@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 
 from bgtask import conf
-from bgtask.pruning import prunable, prune
+from bgtask.features.pruning import prunable, prune
 
 
 class Command(BaseCommand):

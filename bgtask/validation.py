@@ -1,19 +1,51 @@
-"""The enqueue options the features modules add, validated in one place for every entry point
-(a call, ``.enqueue()``, ``.bulk()``, a repetition): ``repeat``, ``repeat_until``, ``timeout``,
-``unique``, ``verbose_name``, ``max_attempts`` (and, at decoration only, ``retry_on`` and
-``backoff``: see ``bgtask.retry_policy``). Each is checked by the module that owns the feature
-(imported when first needed: ``bgtask`` itself is imported before the app registry is ready,
-those modules need the model)."""
+"""Input checks for everything a caller passes in: task names, queues, priorities and the enqueue
+options, in one place for every entry point (``@background``, a call, ``.enqueue()``, ``.bulk()``,
+a repetition, ``run_batch(queue=)``, the Django Tasks backend, the legacy import).
+
+Each check raises ``TypeError`` or ``ValueError`` naming the option, before anything is written.
+The options a feature adds (``repeat``, ``repeat_until``, ``timeout``, ``unique``,
+``max_attempts``) are checked by the module that owns the feature; ``retry_on`` and ``backoff``
+(decoration only) by ``bgtask.retry_policy``.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bgtask.features.repeating import check_repeat, check_repeat_until
+from bgtask.features.uniqueness import check_unique, unique_key_for
 from bgtask.retry_policy import check_max_attempts
 from bgtask.timeouts import check_timeout
 
-if TYPE_CHECKING:
-    from bgtask.decorators import TaskFunction
+MAX_NAME_LENGTH = 255
+MAX_QUEUE_LENGTH = 100
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)
+
+
+def check_task_name(name: Any) -> str:
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"Task name must be 1 to {MAX_NAME_LENGTH} characters: {name!r}.")
+    return name
+
+
+def check_queue(queue: Any) -> str:
+    if not isinstance(queue, str) or not queue.strip():
+        raise TypeError(f"queue must be a non-empty string, got {queue!r}.")
+    if len(queue) > MAX_QUEUE_LENGTH:
+        raise ValueError(
+            f"queue names are at most {MAX_QUEUE_LENGTH} characters: {queue[:40]!r}..."
+        )
+    return queue
+
+
+def check_priority(priority: Any) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError(f"priority must be an int (higher runs first), got {priority!r}.")
+    low, high = PRIORITY_RANGE
+    if not low <= priority <= high:
+        raise ValueError(f"priority must be between {low} and {high}, got {priority}.")
+    return priority
+
 
 # Options that make sense as a decorator default; repeat is a property of one call.
 DECORATOR_OPTIONS = ("timeout", "unique", "verbose_name", "max_attempts", "retry_on", "backoff")
@@ -67,8 +99,6 @@ def check_feature_defaults(defaults: dict[str, Any]) -> dict[str, Any]:
             f"@background got unexpected option(s) {', '.join(unknown)}; it takes schedule, "
             f"name, queue, priority, {', '.join(DECORATOR_OPTIONS)}."
         )
-    from bgtask.uniqueness import check_unique
-
     checked = {}
     if defaults.get("timeout") is not None:
         checked["timeout"] = check_timeout(defaults["timeout"])
@@ -83,16 +113,11 @@ def check_feature_defaults(defaults: dict[str, Any]) -> dict[str, Any]:
     return checked
 
 
-def feature_fields(
-    function: TaskFunction, row: dict[str, Any], options: dict[str, Any]
-) -> dict[str, Any]:
+def feature_fields(row: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """Row fields for ``options``; ``unique_mode`` is popped by the caller before saving.
 
     repeat, repeat_until, timeout, verbose_name and max_attempts are always present (with their
     defaults when unset), so every row of a bulk enqueue names the same fields."""
-    from bgtask.repeating import check_repeat, check_repeat_until
-    from bgtask.uniqueness import check_unique, unique_key_for
-
     check_call_options(options)
     repeat = check_repeat(options.get("repeat", 0))
     fields: dict[str, Any] = {

@@ -16,11 +16,12 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
 from bgtask import clock
 from bgtask.models import Task
+from bgtask.signals import task_enqueued
 
 logger = logging.getLogger("bgtask.repeating")
 
@@ -119,8 +120,6 @@ def enqueue_next(task: Task, using: str, now: datetime | None = None) -> Task | 
             raise
         repetition = Task(**fields, run_at=due)
         repetition.save(using=using, force_insert=True)
-    from bgtask.signals import task_enqueued
-
     task_enqueued.send(sender=Task, task=repetition)
     logger.debug("Task %s #%s repeats as #%s at %s", task.task_name, task.id, repetition.id, due)
     return repetition
@@ -139,8 +138,6 @@ def continue_abandoned_chains(now: datetime | None = None, using: str | None = N
     ``enqueue_next``. Exactly once: the failed row's ``repeat`` is moved to its successor by a
     conditional UPDATE in the transaction that inserts the successor.
     """
-    from django.db import router
-
     using = using or router.db_for_write(Task)
     now = now or clock.now(using)
     rows = Task.objects.using(using)
