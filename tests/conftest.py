@@ -23,6 +23,63 @@ def pytest_addoption(parser):
         default=False,
         help="Run the long fault loops at their full size (CI runs a reduced count).",
     )
+    parser.addoption(
+        "--vendor-independent-everywhere",
+        action="store_true",
+        default=False,
+        help="Run the vendor_independent tests on PostgreSQL and MariaDB too (by default they "
+        "run only on SQLite).",
+    )
+
+
+# Tests whose subject does not depend on the database vendor, with the reason: they run in the
+# SQLite pass only (marker ``vendor_independent``), not again on PostgreSQL and MariaDB; with
+# ``--vendor-independent-everywhere`` they run on every database. Whatever they touch that does
+# depend on the database is tested on every database by the tests named here.
+VENDOR_INDEPENDENT = {
+    "tests/test_readme.py": "compares README.md with bgtask.conf; no database",
+    "tests/aws/test_template.py": "translates and checks template.yaml; no database",
+    "tests/aws/test_boundaries.py": "which modules import boto3, and settings validation",
+    "tests/features/test_deadline_limits.py": "arithmetic of limit_before; no database",
+    "tests/browser/test_admin_browser.py": (
+        "the admin's pages, styles and buttons in Chromium; the admin's queries and actions run "
+        "on every database in tests/features/test_admin.py and tests/reliability/test_security.py"
+    ),
+    "tests/handlers/test_awslambdaric.py": (
+        "the Lambda runtime client's protocol (deadline header, error reports, JSON log lines); "
+        "the worker's database work under a deadline runs on every database in "
+        "tests/handlers/test_worker.py and tests/handlers/test_worker_deadline.py"
+    ),
+    "tests/serverless_faults/test_malformed_events.py": (
+        "event shapes are refused before any database access; the check is that nothing changed"
+    ),
+    "tests/serverless_faults/test_manage_allowlist.py": (
+        "the management entrypoint's allowlist is parsed before any command runs; the allowed "
+        "commands themselves run on every database in tests/handlers/test_manage.py"
+    ),
+    "tests/serverless_faults/test_access.py": (
+        "who may see the admin and the status endpoint is decided by Django's auth and the "
+        "token check; hostile requests, whose queries can differ per database, run on every "
+        "database in tests/serverless_faults/test_http_requests.py"
+    ),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the VENDOR_INDEPENDENT tests; leave them out (deselected, counted in the summary)
+    on any database but SQLite unless --vendor-independent-everywhere."""
+    missing = [path for path in VENDOR_INDEPENDENT if not (REPO_ROOT / path).is_file()]
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py VENDOR_INDEPENDENT names no file: {missing}")
+    for item in items:
+        if item.nodeid.split("::", 1)[0] in VENDOR_INDEPENDENT:
+            item.add_marker(pytest.mark.vendor_independent)
+    if connection.vendor == "sqlite" or config.getoption("--vendor-independent-everywhere"):
+        return
+    left_out = [item for item in items if item.get_closest_marker("vendor_independent")]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not item.get_closest_marker("vendor_independent")]
 
 
 @pytest.fixture(scope="session", autouse=True)

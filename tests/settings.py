@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.conf import global_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Test databases are named after the checkout, so two clones (or worktrees) testing at once on one
@@ -85,6 +86,15 @@ TEMPLATES = [
     }
 ]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# A fast hasher for new passwords, as Django's testing docs advise: the default PBKDF2 takes about
+# half a second per password on the CI machine, and the suite creates users by the hundred. No
+# test is about the hash itself. The default hashers stay accepted, so a password that a process
+# on the Lambda project's settings (handlers/project/settings.py, default hashers) stored still
+# checks here.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    *global_settings.PASSWORD_HASHERS,
+]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
