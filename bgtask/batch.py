@@ -259,13 +259,14 @@ def _drain(batch: _Batch) -> None:
         begun = 0
         try:
             for task in claimed:
+                # May write the waiting group. Done first: while the task is still unstarted (if
+                # the database is gone it is released with the rest, not left running), and
+                # before the budget is checked (a slow write must not start a task past it).
+                batch.successes.before_task(task)
                 now = time.monotonic()
                 task_limit = _start_limit(batch, task, now)
                 if task_limit is None:
                     break
-                # May write the waiting group: done while the task is still unstarted, so that if
-                # the database is gone the task is released with the rest, not left running.
-                batch.successes.before_task(task)
                 begun += 1  # counted before it runs: a started task is never released
                 _run_one(batch, task, task_limit, now)
         finally:
