@@ -289,7 +289,7 @@ def _start_limit(batch: _Batch, task: Task, now: float) -> timeouts.Limit | None
     if now >= batch.deadline:
         batch.result.budget_spent = True
         return None
-    if batch.stop is not None and batch.stop.is_set():
+    if batch.stopping():
         return None
     heartbeat = batch.heartbeat
     if (

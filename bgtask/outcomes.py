@@ -164,11 +164,6 @@ def owe(alias: str, group: list[Success]) -> None:
         _owed[alias].extend(group)
 
 
-def owed(alias: str) -> int:
-    """How many successes this process still owes ``alias``."""
-    return len(_owed[alias])
-
-
 def settle_owed(store: TaskStore) -> int:
     """Write the successes owed to ``store``'s database; return how many rows were written.
 
@@ -188,9 +183,3 @@ def settle_owed(store: TaskStore) -> int:
         len(group),
     )
     return written
-
-
-def forget_owed() -> None:
-    """Drop everything owed (tests)."""
-    with _owed_lock:
-        _owed.clear()
