@@ -70,6 +70,14 @@ def accepts_connections(port: int, dbname: str = "postgres") -> bool:
         return False
 
 
+def _tail(logfile: Path, chars: int) -> str:
+    """The end of a server's log file, for failure messages ("" if it cannot be read)."""
+    try:
+        return logfile.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
 def wait_until(condition, timeout: float, what: str, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -182,10 +190,7 @@ class PostgresServer:
         return f"{self.url}/{name}"
 
     def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.logfile.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        return _tail(self.logfile, chars)
 
     def destroy(self) -> None:
         if self.is_running():
@@ -307,10 +312,7 @@ class PgBouncer:
         return sum(int(row[1]) for row in rows if row[0] == dbname)
 
     def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.logfile.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        return _tail(self.logfile, chars)
 
     def destroy(self) -> None:
         self.stop()
