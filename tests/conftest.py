@@ -38,6 +38,7 @@ def pytest_addoption(parser):
 # depend on the database is tested on every database by the tests named here.
 VENDOR_INDEPENDENT = {
     "tests/test_readme.py": "compares README.md with bgtask.conf; no database",
+    "tests/core/test_layers.py": "reads the package's import graph from its source; no database",
     "tests/aws/test_template.py": "translates and checks template.yaml; no database",
     "tests/aws/test_boundaries.py": "which modules import boto3, and settings validation",
     "tests/features/test_deadline_limits.py": "arithmetic of limit_before; no database",
