@@ -4,9 +4,9 @@ python -m benchmarks.per_task_python [--n 20000]        (BENCH_DB=sqlite|postgre
 
 - floor: ``json.loads`` of a task's stored arguments and one call of the function, the least any
   queue that stores JSON arguments must do per task;
-- execute: ``bgtask.execution.execute`` on a claimed ``Task`` with a group buffer whose writes
-  are stubbed out (registry look-up, decoding, signals, time limit, result encoding, buffering,
-  announcing), with no database at all;
+- execute: ``bgtask.worker.execution.execute`` on a claimed ``Task`` with a group buffer whose
+  writes are stubbed out (registry look-up, decoding, signals, time limit, result encoding,
+  buffering, announcing), with no database at all;
 - rows: ``tasks_from_rows``, the claim's row-to-Task step, per row;
 - drain CPU: the CPU time of this process per task during a real ``run_batch`` drain on the
   chosen database (Python, Django and the driver; on SQLite also SQLite's own engine).
@@ -59,9 +59,9 @@ def main() -> None:
     django.setup()
     from benchmarks.benchapp.tasks import noop
     from benchmarks.workloads import reset, seed_due, timed_drain, warm_up
-    from bgtask.execution import execute
-    from bgtask.outcomes import SuccessBuffer
     from bgtask.store.rows import FIELDS, tasks_from_rows
+    from bgtask.worker.completer import SuccessBuffer
+    from bgtask.worker.execution import execute
 
     arguments = '{"args":[1],"kwargs":{}}'
     function = noop.func

@@ -20,10 +20,10 @@ The optional features (repeating, periodic, uniqueness, cancellation, pruning) l
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the names below are, for type checkers and the API reference
-    from bgtask.batch import BatchResult, run_batch
     from bgtask.bulk import Call, enqueue_many
     from bgtask.decorators import TaskFunction, background
     from bgtask.features.cancellation import cancel
+    from bgtask.worker.batch import BatchResult, run_batch
 
 __all__ = [
     "BatchResult",
@@ -42,7 +42,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(decorators, name)
     if name in ("run_batch", "BatchResult"):
-        from bgtask import batch
+        from bgtask.worker import batch
 
         return getattr(batch, name)
     if name in ("enqueue_many", "Call"):

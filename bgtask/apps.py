@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.db.backends.signals import connection_created
 
 from bgtask import conf
@@ -36,5 +36,10 @@ class BgtaskConfig(AppConfig):
 
         task_enqueued.connect(on_task_enqueued, dispatch_uid="bgtask_aws_wake")
         tasks_bulk_enqueued.connect(on_tasks_bulk_enqueued, dispatch_uid="bgtask_aws_wake_bulk")
+        # The admin lives with the rest of the web side (bgtask.web), not at bgtask.admin where the
+        # admin's autodiscovery looks, so it is registered here when the admin is installed.
+        if apps.is_installed("django.contrib.admin"):
+            from bgtask.web import admin  # noqa: F401
+
         # Every installed app's tasks module registers its tasks; an error inside one propagates.
         autodiscover_modules("tasks")

@@ -49,9 +49,9 @@ from django.tasks.exceptions import TaskResultDoesNotExist
 from django.utils.json import normalize_json
 
 from bgtask import clock, registry, signals
+from bgtask.enqueue.validation import check_queue
 from bgtask.models import Task
 from bgtask.serialization import encode_arguments
-from bgtask.validation import check_queue
 
 NAME_PREFIX = "django:"
 

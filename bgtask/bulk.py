@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bgtask.enqueueing import enqueue_rows
+from bgtask.enqueue.enqueueing import enqueue_rows
+from bgtask.enqueue.task_function import Call, rows_for_calls
 from bgtask.models import Task
-from bgtask.task_function import Call, rows_for_calls
 
 __all__ = ["Call", "enqueue_many"]
 

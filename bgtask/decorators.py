@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any, overload
 
 from bgtask import registry
+from bgtask.enqueue.scheduling import Schedule
+from bgtask.enqueue.task_function import TaskFunction
 from bgtask.retry_policy import Backoff
-from bgtask.scheduling import Schedule
-from bgtask.task_function import TaskFunction
 
 __all__ = ["TaskFunction", "background"]
 

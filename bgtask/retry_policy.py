@@ -23,8 +23,8 @@ from datetime import timedelta
 from typing import Any
 
 from bgtask import conf
+from bgtask.enqueue.scheduling import retry_delay
 from bgtask.exceptions import InvalidTaskError
-from bgtask.scheduling import retry_delay
 
 logger = logging.getLogger("bgtask.retry_policy")
 

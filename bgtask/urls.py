@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from bgtask import views
+from bgtask.web import views
 
 app_name = "bgtask"
 urlpatterns = [path("status/", views.status, name="status")]

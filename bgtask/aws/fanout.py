@@ -14,7 +14,7 @@ import logging
 from bgtask import conf
 from bgtask.aws import FANOUT_SOURCE
 from bgtask.aws.client import invoke_async
-from bgtask.status import due_count
+from bgtask.web.status import due_count
 
 logger = logging.getLogger("bgtask.aws")
 

@@ -17,7 +17,7 @@ from datetime import timedelta
 from bgtask import clock, conf
 from bgtask.aws.fanout import fan_out, max_helpers
 from bgtask.aws.metrics import emit_batch_metrics
-from bgtask.batch import run_batch
+from bgtask.worker.batch import run_batch
 
 logger = logging.getLogger("bgtask.aws")
 

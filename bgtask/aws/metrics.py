@@ -14,8 +14,8 @@ import sys
 import time
 from typing import IO
 
-from bgtask.batch import BatchResult
-from bgtask.status import queue_stats
+from bgtask.web.status import queue_stats
+from bgtask.worker.batch import BatchResult
 
 ALL_QUEUES = "all"
 

@@ -9,7 +9,7 @@ import logging
 from django.db import DatabaseError
 
 from bgtask.features import periodic, pruning, repeating
-from bgtask.outages import log_housekeeping_failure
+from bgtask.worker.outages import log_housekeeping_failure
 
 # The name these lines have always been logged under (LOGGING configurations refer to it).
 logger = logging.getLogger("bgtask.maintenance")

@@ -30,11 +30,11 @@ from django.conf import settings
 from django.db import IntegrityError, router, transaction
 
 from bgtask import clock, registry
-from bgtask.enqueueing import insert_row
+from bgtask.enqueue.enqueueing import insert_row
+from bgtask.enqueue.task_function import TaskFunction
 from bgtask.exceptions import DuplicateTask
 from bgtask.models import PeriodicOccurrence, Task
 from bgtask.signals import task_enqueued
-from bgtask.task_function import TaskFunction
 
 logger = logging.getLogger("bgtask.periodic")
 

@@ -13,7 +13,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from bgtask import run_batch
-from bgtask.legacy_import import SOURCE
+from bgtask.enqueue.legacy_import import SOURCE
 from bgtask.models import ImportedTask, Task
 from tests.sampleapp.models import Execution
 
@@ -227,7 +227,7 @@ def test_one_transaction_a_failure_while_writing_leaves_nothing(monkeypatch):
 
 
 def test_the_command_says_when_there_is_no_table(monkeypatch):
-    from bgtask import legacy_import
+    from bgtask.enqueue import legacy_import
 
     monkeypatch.setattr(legacy_import, "SOURCE_TABLE", "background_task_absent")
     with pytest.raises(CommandError, match="has no background_task_absent table"):

@@ -21,25 +21,39 @@ PACKAGE_DIR = Path(__file__).resolve().parents[2] / "bgtask"
 FORBIDDEN = {
     "bgtask.models": ("bgtask.",),
     "bgtask.store": (
-        "bgtask.batch",
-        "bgtask.execution",
-        "bgtask.outcomes",
-        "bgtask.task_function",
+        "bgtask.worker",
+        "bgtask.enqueue",
+        "bgtask.web",
         "bgtask.decorators",
         "bgtask.bulk",
         "bgtask.registry",
         "bgtask.features",
-        "bgtask.enqueueing",
+        "bgtask.aws",
     ),
-    "bgtask.clock": ("bgtask.store", "bgtask.batch", "bgtask.execution"),
-    "bgtask.execution": ("bgtask.batch", "bgtask.decorators", "bgtask.bulk", "bgtask.periodic"),
-    "bgtask.batch": ("bgtask.decorators", "bgtask.bulk", "bgtask.admin", "bgtask.management"),
+    "bgtask.clock": ("bgtask.store", "bgtask.worker", "bgtask.enqueue", "bgtask.web"),
+    # The worker runs tasks; it never reaches up into the public API, the web side or commands.
+    "bgtask.worker": (
+        "bgtask.decorators",
+        "bgtask.bulk",
+        "bgtask.periodic",
+        "bgtask.web",
+        "bgtask.admin",
+        "bgtask.management",
+        "bgtask.aws",
+    ),
+    "bgtask.worker.execution": ("bgtask.worker.batch", "bgtask.worker.runner"),
+    "bgtask.worker.completer": ("bgtask.worker.batch", "bgtask.worker.runner"),
+    # The enqueue side writes rows; it never runs them.
+    "bgtask.enqueue": ("bgtask.worker", "bgtask.web", "bgtask.decorators", "bgtask.bulk"),
+    "bgtask.web": ("bgtask.worker.batch", "bgtask.worker.runner", "bgtask.management"),
     # The issue-13 circle: TaskFunction's room uses none of the modules that use it.
-    "bgtask.task_function": ("bgtask.decorators", "bgtask.bulk", "bgtask.registry"),
-    "bgtask.registry": ("bgtask.decorators", "bgtask.bulk", "bgtask.task_function"),
-    "bgtask.validation": ("bgtask.task_function", "bgtask.decorators", "bgtask.bulk"),
-    "bgtask.enqueueing": ("bgtask.task_function", "bgtask.decorators", "bgtask.bulk"),
-    "bgtask.features": ("bgtask.batch", "bgtask.execution", "bgtask.decorators", "bgtask.bulk"),
+    "bgtask.registry": ("bgtask.decorators", "bgtask.bulk", "bgtask.enqueue.task_function"),
+    "bgtask.features": (
+        "bgtask.worker.batch",
+        "bgtask.worker.runner",
+        "bgtask.decorators",
+        "bgtask.bulk",
+    ),
 }
 # Where an import inside a function is the right thing: Django loads the package before its
 # models (bgtask/__init__.py) and wires an app up in AppConfig.ready() (apps.py).
@@ -153,10 +167,14 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_is_read_from_every_module():
     # A reader that silently saw nothing would pass every test below.
-    assert {"bgtask.batch", "bgtask.task_function", "bgtask.features.periodic"} <= set(GRAPH)
-    assert "bgtask.task_function" in GRAPH["bgtask.decorators"]
-    assert "bgtask.execution" in GRAPH["bgtask.batch"]
-    assert "bgtask.store" in GRAPH["bgtask.execution"]
+    assert {
+        "bgtask.worker.batch",
+        "bgtask.enqueue.task_function",
+        "bgtask.features.periodic",
+    } <= set(GRAPH)
+    assert "bgtask.enqueue.task_function" in GRAPH["bgtask.decorators"]
+    assert "bgtask.worker.execution" in GRAPH["bgtask.worker.batch"]
+    assert "bgtask.store" in GRAPH["bgtask.worker.completer"]
 
 
 def test_the_cycle_finder_finds_a_cycle():
@@ -240,8 +258,8 @@ def test_the_documented_import_paths_work():
     assert periodic_decorator is periodic.periodic
     assert prune is pruning.prune
     from bgtask import BatchResult, run_batch
-    from bgtask.batch import BatchResult as batch_result
-    from bgtask.batch import run_batch as batch_run
+    from bgtask.worker.batch import BatchResult as batch_result
+    from bgtask.worker.batch import run_batch as batch_run
 
     assert (run_batch, BatchResult) == (batch_run, batch_result)
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):

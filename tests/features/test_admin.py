@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from bgtask.admin import error_summary
 from bgtask.models import Task
+from bgtask.web.admin import error_summary
 
 pytestmark = pytest.mark.django_db
 
@@ -147,7 +147,7 @@ def test_the_dashboard_needs_the_view_permission(client):
 
 
 def test_counts_above_the_list_are_capped(admin_client, rows, monkeypatch):
-    monkeypatch.setattr("bgtask.admin.COUNT_CAP", 1)
+    monkeypatch.setattr("bgtask.web.admin.COUNT_CAP", 1)
     Task.objects.create(task_name="mail.send", queue="mail")
     response = admin_client.get(reverse(CHANGELIST))
     assert "<strong>Queued</strong>: more than 1" in response.content.decode()

@@ -7,9 +7,9 @@ from django.utils import timezone
 
 from bgtask import run_batch
 from bgtask.cancellation import cancel, cancel_queued
-from bgtask.execution import execute
 from bgtask.models import Task
 from bgtask.store import TaskStore
+from bgtask.worker.execution import execute
 from tests.features import tasks
 from tests.sampleapp.models import Execution
 

@@ -13,10 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bgtask import clock, run_batch
-from bgtask.batch import new_worker_id
-from bgtask.heartbeat import Heartbeat
 from bgtask.models import Task
 from bgtask.store import TaskStore
+from bgtask.worker.batch import new_worker_id
+from bgtask.worker.heartbeat import Heartbeat
 from tests.conftest import batch_result, start_batch_process, wait_for
 from tests.reliability import tasks as hostile
 from tests.reliability.helpers import enqueue_records

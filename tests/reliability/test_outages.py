@@ -13,11 +13,12 @@ import threading
 import pytest
 from django.db import OperationalError
 
-from bgtask import outages, registry, run_batch
+from bgtask import registry, run_batch
 from bgtask.exceptions import DatabaseUnavailable
 from bgtask.models import Task
 from bgtask.signals import task_started
 from bgtask.store import TaskStore
+from bgtask.worker import outages
 from tests.conftest import REPO_ROOT, run_python, wait_for, worker_env
 from tests.reliability.helpers import enqueue_records, execution_counts
 from tests.serverless_faults.conftest import DB_PASSWORD, SwitchableDatabase
@@ -205,7 +206,7 @@ def test_a_group_write_lost_before_a_task_starts_leaves_that_task_unstarted(monk
     always). If the database is gone by then, that task has not started: it is released with the
     rest of the claim, not left running under the worker's lease."""
     settings.BGTASK_OUTCOME_MAX_DELAY = 0
-    monkeypatch.setattr("bgtask.batch.FAST_BATCH_SECONDS", 3600.0)  # claims 1, then 2 tasks
+    monkeypatch.setattr("bgtask.worker.batch.FAST_BATCH_SECONDS", 3600.0)  # claims 1, then 2 tasks
     enqueue_records(["g1", "g2", "g3"])
     real_write = TaskStore.mark_succeeded_many
     writes: list[int] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from bgtask.legacy_import import (
+from bgtask.enqueue.legacy_import import (
     SOURCE_TABLE,
     ImportPlan,
     NothingToImport,

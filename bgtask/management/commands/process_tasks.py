@@ -21,10 +21,10 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, InterfaceError, OperationalError, router
 
-from bgtask.batch import run_batch
+from bgtask.enqueue.validation import check_queue
 from bgtask.models import Task
-from bgtask.outages import first_line, is_outage, unavailable
-from bgtask.validation import check_queue
+from bgtask.worker.batch import run_batch
+from bgtask.worker.outages import first_line, is_outage, unavailable
 
 logger = logging.getLogger("bgtask.process_tasks")
 

@@ -29,10 +29,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from bgtask import clock, conf, registry
-from bgtask.charts import stacked_bars
 from bgtask.features.cancellation import cancel_queued
 from bgtask.models import PeriodicOccurrence, Task
-from bgtask.status import health, status_is
+from bgtask.web.charts import stacked_bars
+from bgtask.web.status import health, status_is
 
 ERROR_SUMMARY_LENGTH = 80
 #: Rows the list counts at most; beyond it the list says "more than" instead of counting them all.

@@ -12,14 +12,15 @@ from functools import partial
 
 from django.db import InterfaceError, OperationalError
 
-from bgtask import clock, conf, outages, registry, signals, timeouts
+from bgtask import clock, conf, registry, signals, timeouts
 from bgtask.exceptions import UnknownTask
 from bgtask.features import repeating
 from bgtask.models import Task
-from bgtask.outcomes import Success, SuccessBuffer
 from bgtask.redaction import redact
 from bgtask.serialization import UndecodableArguments, decode_arguments, encode_result
 from bgtask.store import TaskStore
+from bgtask.worker import outages
+from bgtask.worker.completer import Success, SuccessBuffer
 
 logger = logging.getLogger("bgtask.execution")
 

@@ -32,11 +32,11 @@ from django.db import connections, models, router, transaction
 from django.utils import timezone
 
 from bgtask import conf, registry
+from bgtask.enqueue.validation import check_priority, check_queue, check_verbose_name
 from bgtask.features.repeating import check_repeat
 from bgtask.models import ImportedTask, Task
 from bgtask.serialization import encode_arguments
 from bgtask.signals import task_enqueued
-from bgtask.validation import check_priority, check_queue, check_verbose_name
 
 logger = logging.getLogger("bgtask.legacy_import")
 

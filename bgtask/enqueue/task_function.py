@@ -16,12 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from bgtask import clock, conf
-from bgtask.enqueueing import enqueue_row, enqueue_rows
-from bgtask.models import Task
-from bgtask.retry_policy import RetryPolicy
-from bgtask.scheduling import Schedule, resolve_schedule
-from bgtask.serialization import encode_arguments
-from bgtask.validation import (
+from bgtask.enqueue.enqueueing import enqueue_row, enqueue_rows
+from bgtask.enqueue.scheduling import Schedule, resolve_schedule
+from bgtask.enqueue.validation import (
     CALL_OPTIONS,
     DECORATOR_ONLY,
     check_feature_defaults,
@@ -30,6 +27,9 @@ from bgtask.validation import (
     check_task_name,
     feature_fields,
 )
+from bgtask.models import Task
+from bgtask.retry_policy import RetryPolicy
+from bgtask.serialization import encode_arguments
 
 # Options of the features modules (repeating, timeouts, uniqueness, verbose_name, retry policy),
 # at decoration or call time.

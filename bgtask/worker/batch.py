@@ -19,16 +19,18 @@ from datetime import datetime
 from django.db import InterfaceError, OperationalError, router
 from django.utils import timezone
 
-from bgtask import clock, conf, outages, outcomes, timeouts
+from bgtask import clock, conf, timeouts
+from bgtask.enqueue.validation import check_queue
 from bgtask.exceptions import TaskAbandoned
-from bgtask.execution import FAILED, RETRIED, SUCCEEDED, execute
 from bgtask.features import hooks
-from bgtask.heartbeat import Heartbeat
 from bgtask.models import Task
-from bgtask.outcomes import SuccessBuffer
 from bgtask.signals import task_failed, task_retried
 from bgtask.store import TaskStore
-from bgtask.validation import check_queue
+from bgtask.worker import completer as outcomes
+from bgtask.worker import outages
+from bgtask.worker.completer import SuccessBuffer
+from bgtask.worker.execution import FAILED, RETRIED, SUCCEEDED, execute
+from bgtask.worker.heartbeat import Heartbeat
 
 logger = logging.getLogger("bgtask.batch")
 

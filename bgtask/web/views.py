@@ -16,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from bgtask import conf
-from bgtask.status import health
+from bgtask.web.status import health
 
 
 def _bearer_token(request: HttpRequest) -> str | None:
@@ -34,7 +34,7 @@ def _refusal(status: int, message: str) -> JsonResponse:
 @never_cache
 @require_GET
 def status(request: HttpRequest) -> JsonResponse:
-    """Answer ``bgtask.status.health()`` as JSON (``{"time": iso, "queues": {name: QueueStats},
+    """Answer ``bgtask.web.status.health()`` as JSON (``{"time": iso, "queues": {name: QueueStats},
     "throughput": ..., "slowest": ..., "most_failing": ..., "workers": ..., "rescued": ...}``);
     401/403 for anyone else."""
     token = _bearer_token(request)

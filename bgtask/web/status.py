@@ -1,0 +1,388 @@
+"""Queue health in numbers: what the status endpoint answers, the admin dashboard draws and the
+metrics report.
+
+>>> queue_stats()
+{'default': {'due': 3, 'scheduled': 1, 'running': 0, 'failed': 0, 'oldest_due_age': 12.5, ...}}
+>>> health()["throughput"]["per_minute"][-1]
+{'start': datetime(...), 'succeeded': 41, 'retried': 2, 'failed': 0}
+
+Every query here is served by an index and reads at most the queued and running rows, the
+failures still kept, and the history of the last day; none counts the whole table. Status is
+compared with a literal (``status = 'queued'``) rather than a bound parameter, because SQLite can
+use a partial index (``... WHERE status = 'queued'``) only when it sees the literal.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypedDict
+
+from django.db.models import (
+    Avg,
+    BooleanField,
+    CharField,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Func,
+    Max,
+    Min,
+    Q,
+    Value,
+)
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Concat, TruncHour, TruncMinute
+from django.utils import timezone
+
+from bgtask.models import Task
+from bgtask.store.tasks import ABANDONED_MESSAGE
+
+# How a rescued task's last_error starts (see TaskStore.rescue_abandoned).
+RESCUED_PREFIX = ABANDONED_MESSAGE.split(":", 1)[0] + ":"
+TOP = 10  # rows in the slowest / most failing tables
+
+
+class QueueStats(TypedDict):
+    due: int  # queued and due now
+    scheduled: int  # queued for later
+    running: int
+    failed: int  # failed for good (history until pruned)
+    oldest_due_age: float  # seconds since the oldest due task became due; 0.0 when none is due
+    failed_last_hour: int  # failed for good in the last hour (this minute and the 59 before)
+    failed_last_day: int  # this hour and the 23 before
+    succeeded_last_hour: int
+    succeeded_last_day: int
+
+
+def status_is(status: str) -> RawSQL:
+    """``status = '<status>'`` as a literal the planner can match to a partial index."""
+    if status not in dict(Task.STATUS_CHOICES):
+        raise ValueError(f"Unknown task status {status!r}.")
+    return RawSQL(f"{Task._meta.db_table}.status = '{status}'", (), output_field=BooleanField())
+
+
+def _tasks(using: str | None):
+    return Task.objects.using(using)
+
+
+def _hour_start(now: datetime) -> datetime:
+    return now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+
+
+def _minute_start(now: datetime) -> datetime:
+    return now.replace(second=0, microsecond=0) - timedelta(minutes=59)
+
+
+class _Bucket(Func):
+    """The start of a row's minute or hour, as a group key. SQLite stores datetimes as UTC text,
+    so a prefix of it is the bucket; that is much cheaper than Django's Trunc there, a Python
+    function called once per row."""
+
+    output_field = CharField()
+
+    def __init__(self, field: str, unit: str) -> None:
+        super().__init__(F(field))
+        self.unit = unit
+
+    def as_sql(self, compiler, connection, **extra_context):
+        trunc = TruncHour if self.unit == "hour" else TruncMinute
+        return compiler.compile(trunc(self.source_expressions[0], tzinfo=UTC))
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"substr({sql}, 1, {13 if self.unit == 'hour' else 16})", params
+
+
+def _bucket_time(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite: 'YYYY-MM-DD HH' or 'YYYY-MM-DD HH:MM'
+        fmt = "%Y-%m-%d %H" if len(value) == 13 else "%Y-%m-%d %H:%M"
+        return datetime.strptime(value, fmt).replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _outcomes(since: datetime, unit: str, using: str | None) -> list[dict[str, Any]]:
+    """Finished tasks since ``since`` counted per (bucket, status, queue, task_name): one range
+    of bgtask_outcome_idx, read from the index alone. Status is grouped on, not filtered on, so
+    that no planner is tempted away from the finished_at range."""
+    rows = (
+        _tasks(using)
+        .filter(finished_at__gte=since)
+        .annotate(bucket=_Bucket("finished_at", unit))
+        .values("bucket", "status", "queue", "task_name")
+        .annotate(n=Count("*"))
+        .order_by()
+    )
+    return [{**row, "bucket": _bucket_time(row["bucket"])} for row in rows]
+
+
+def _retrying(since: datetime, using: str | None) -> list[tuple[datetime, bool]]:
+    """(start of the failed attempt, rescued?) of queued tasks waiting for a retry whose failed
+    attempt started since ``since``; few rows, read through the partial index of queued rows."""
+    rescued = ExpressionWrapper(Q(last_error__startswith=RESCUED_PREFIX), BooleanField())
+    # Literal conditions, as the partial bgtask_retrying_idx states them (SQLite needs that).
+    retrying = RawSQL(
+        f"{Task._meta.db_table}.status = 'queued' AND {Task._meta.db_table}.attempts > 0",
+        (),
+        output_field=BooleanField(),
+    )
+    return list(
+        _tasks(using)
+        .filter(retrying, started_at__gte=since)
+        .annotate(rescued=rescued)
+        .values_list("started_at", "rescued")
+    )
+
+
+def queue_stats(
+    now: datetime | None = None,
+    using: str | None = None,
+    include_history: bool = True,
+    *,
+    _day: list[dict[str, Any]] | None = None,
+    _hour: list[dict[str, Any]] | None = None,
+) -> dict[str, QueueStats]:
+    """Per queue counts; a queue with nothing queued, running, failed or finished in the last day
+    is left out. "Last hour" is the current minute and the 59 before it, "last day" the current
+    hour and the 23 before it (the charts' buckets). ``include_history=False`` skips the failed
+    and last hour/day counts (left at 0), for a caller that runs after every batch and wants
+    only the depth and lag."""
+    now = now or timezone.now()
+    stats: dict[str, dict[str, Any]] = defaultdict(
+        lambda: dict.fromkeys(QueueStats.__annotations__, 0)
+    )
+    due = Q(run_at__lte=now)
+    # bgtask_due_queue_idx: the queued rows only.
+    for row in (
+        _tasks(using)
+        .filter(status_is(Task.QUEUED))
+        .values("queue")
+        .annotate(
+            due=Count("id", filter=due),
+            scheduled=Count("id", filter=~due),
+            oldest_due=Min("run_at", filter=due),
+        )
+        .order_by()
+    ):
+        queue = stats[row["queue"]]
+        queue["due"], queue["scheduled"] = row["due"], row["scheduled"]
+        if row["oldest_due"] is not None:
+            queue["oldest_due_age"] = round(max(0.0, (now - row["oldest_due"]).total_seconds()), 3)
+    # bgtask_running_lease_idx.
+    for row in (
+        _tasks(using).filter(status_is(Task.RUNNING)).values("queue").annotate(n=Count("id"))
+    ).order_by():
+        stats[row["queue"]]["running"] = row["n"]
+    if not include_history:
+        return {name: QueueStats(**stats[name]) for name in sorted(stats)}  # type: ignore[typeddict-item]
+    # bgtask_failed_idx (partial, covers queue): failures kept until pruned.
+    for row in (
+        _tasks(using).filter(status_is(Task.FAILED)).values("queue").annotate(n=Count("id"))
+    ).order_by():
+        stats[row["queue"]]["failed"] = row["n"]
+    day = _day if _day is not None else _outcomes(_hour_start(now), "hour", using)
+    hour = _hour if _hour is not None else _outcomes(_minute_start(now), "minute", using)
+    for rows, suffix in ((day, "last_day"), (hour, "last_hour")):
+        for row in rows:
+            if row["status"] in (Task.SUCCEEDED, Task.FAILED):
+                stats[row["queue"]][f"{row['status']}_{suffix}"] += row["n"]
+    return {name: QueueStats(**stats[name]) for name in sorted(stats)}  # type: ignore[typeddict-item]
+
+
+def due_count(queue: str | None = None, using: str | None = None) -> int:
+    """How many tasks are due now (in ``queue``, or in all queues)."""
+    tasks = Task.objects.using(using).due()
+    return (tasks.filter(queue=queue) if queue else tasks).count()
+
+
+def _series(
+    start: datetime,
+    step: timedelta,
+    buckets: int,
+    outcomes: list[dict[str, Any]],
+    retries: list[tuple[datetime, bool]],
+) -> list[dict[str, Any]]:
+    counts: dict[tuple[datetime, str], int] = defaultdict(int)
+    for row in outcomes:
+        counts[(row["bucket"], row["status"])] += row["n"]
+    for started_at, _rescued in retries:
+        at = start + ((started_at - start) // step) * step
+        counts[(at, "retried")] += 1
+    return [
+        {
+            "start": start + i * step,
+            "succeeded": counts[(start + i * step, Task.SUCCEEDED)],
+            "retried": counts[(start + i * step, "retried")],
+            "failed": counts[(start + i * step, Task.FAILED)],
+        }
+        for i in range(buckets)
+    ]
+
+
+def throughput(
+    now: datetime | None = None,
+    using: str | None = None,
+    *,
+    _day: list[dict[str, Any]] | None = None,
+    _hour: list[dict[str, Any]] | None = None,
+    _retries: list[tuple[datetime, bool]] | None = None,
+) -> dict[str, list]:
+    """Outcomes per minute over the last hour and per hour over the last day (UTC buckets).
+
+    ``succeeded`` and ``failed`` count tasks by the time they finished. ``retried`` counts tasks
+    that are queued again after a failed attempt, by the time that attempt started: bgtask keeps
+    one row per task, not one per attempt, so a retry that has since run again is no longer seen.
+    The current (incomplete) minute and hour are the last points.
+    """
+    now = now or timezone.now()
+    first_minute, first_hour = _minute_start(now), _hour_start(now)
+    day = _day if _day is not None else _outcomes(first_hour, "hour", using)
+    hour = _hour if _hour is not None else _outcomes(first_minute, "minute", using)
+    retries = _retries if _retries is not None else _retrying(first_hour, using)
+    return {
+        "per_minute": _series(
+            first_minute,
+            timedelta(minutes=1),
+            60,
+            hour,
+            [r for r in retries if r[0] >= first_minute],
+        ),
+        "per_hour": _series(first_hour, timedelta(hours=1), 24, day, retries),
+    }
+
+
+def slowest(now: datetime | None = None, using: str | None = None) -> list[dict[str, Any]]:
+    """Task names by mean run time of the runs that succeeded in the last hour, slowest first."""
+    now = now or timezone.now()
+    duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+    # Status is a filter of the aggregates rather than of the rows, so the finished_at range of
+    # bgtask_outcome_idx stays the way in (see _outcomes).
+    ok = Q(status=Task.SUCCEEDED, started_at__isnull=False)
+    rows = (
+        _tasks(using)
+        .filter(finished_at__gte=_minute_start(now))
+        # Grouped on an expression, not the column: SQLite would otherwise walk the whole
+        # task_name index to skip a sort, instead of the last hour's range.
+        .annotate(name=Concat("task_name", Value("")))
+        .values("name")
+        .annotate(
+            runs=Count("id", filter=ok),
+            mean=Avg(duration, filter=ok),
+            longest=Max(duration, filter=ok),
+        )
+        .order_by()
+    )
+    found = [
+        {
+            "task_name": row["name"],
+            "runs": row["runs"],
+            "mean_seconds": round(_seconds(row["mean"]), 3),
+            "max_seconds": round(_seconds(row["longest"]), 3),
+        }
+        for row in rows
+        if row["runs"]
+    ]
+    return sorted(found, key=lambda r: (-r["mean_seconds"], r["task_name"]))[:TOP]
+
+
+def _seconds(value: Any) -> float:
+    # A duration comes back as a timedelta, or as microseconds where the backend averages numbers.
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value or 0) / 1_000_000
+
+
+def most_failing(
+    now: datetime | None = None,
+    using: str | None = None,
+    *,
+    _day: list[dict[str, Any]] | None = None,
+    _hour: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Task names by failures (for good) in the last day, most first, with their failures in
+    the last hour."""
+    now = now or timezone.now()
+    day = _day if _day is not None else _outcomes(_hour_start(now), "hour", using)
+    hour = _hour if _hour is not None else _outcomes(_minute_start(now), "minute", using)
+    per_day: dict[str, int] = defaultdict(int)
+    per_hour: dict[str, int] = defaultdict(int)
+    for rows, counts in ((day, per_day), (hour, per_hour)):
+        for row in rows:
+            if row["status"] == Task.FAILED:
+                counts[row["task_name"]] += row["n"]
+    ranked = sorted(per_day.items(), key=lambda item: (-item[1], item[0]))[:TOP]
+    return [
+        {"task_name": name, "failures": n, "failures_last_hour": per_hour[name]}
+        for name, n in ranked
+    ]
+
+
+def workers(now: datetime | None = None, using: str | None = None) -> list[dict[str, Any]]:
+    """Workers holding a lease now (the ``locked_by`` of running tasks): how many tasks each
+    holds, when it claimed the oldest, and whether any of its leases has expired (a dead worker
+    whose tasks the next batch rescues). A worker that finished its tasks is no longer seen."""
+    now = now or timezone.now()
+    rows = (
+        _tasks(using)
+        .filter(status_is(Task.RUNNING))
+        .values("locked_by")
+        .annotate(
+            tasks=Count("id"),
+            since=Min("started_at"),
+            expired=Count("id", filter=Q(locked_until__lt=now) | Q(locked_until=None)),
+        )
+        .order_by("since", "locked_by")
+    )
+    return [
+        {
+            "worker": r["locked_by"] or "(none)",
+            "tasks": r["tasks"],
+            "since": r["since"],
+            "expired_leases": r["expired"],
+        }
+        for r in rows
+    ]
+
+
+def rescued(
+    now: datetime | None = None,
+    using: str | None = None,
+    *,
+    _retries: list[tuple[datetime, bool]] | None = None,
+) -> dict[str, int]:
+    """Tasks rescued from dead workers in the last day: queued again after an abandoned attempt
+    (still waiting for their retry), and failed for good because their last attempt was
+    abandoned; plus running tasks whose lease has expired (the next batch rescues them)."""
+    now = now or timezone.now()
+    first_hour = _hour_start(now)
+    retries = _retries if _retries is not None else _retrying(first_hour, using)
+    failed = (
+        _tasks(using)
+        .filter(status_is(Task.FAILED), finished_at__gte=first_hour)
+        .filter(last_error__startswith=RESCUED_PREFIX)
+        .count()
+    )
+    return {
+        "waiting_retry": sum(1 for _, was_rescued in retries if was_rescued),
+        "failed_last_day": failed,
+        "expired_leases": _tasks(using).abandoned(now).filter(status_is(Task.RUNNING)).count(),
+    }
+
+
+def health(now: datetime | None = None, using: str | None = None) -> dict[str, Any]:
+    """Everything the dashboard shows, as plain data (datetimes left as datetimes)."""
+    now = now or timezone.now()
+    # The last day and hour of outcomes and the waiting retries are read once and shared.
+    day = _outcomes(_hour_start(now), "hour", using)
+    hour = _outcomes(_minute_start(now), "minute", using)
+    retries = _retrying(_hour_start(now), using)
+    return {
+        "time": now,
+        "queues": queue_stats(now, using, _day=day, _hour=hour),
+        "throughput": throughput(now, using, _day=day, _hour=hour, _retries=retries),
+        "slowest": slowest(now, using),
+        "most_failing": most_failing(now, using, _day=day, _hour=hour),
+        "workers": workers(now, using),
+        "rescued": rescued(now, using, _retries=retries),
+    }
