@@ -60,7 +60,7 @@ def main() -> None:
     from benchmarks.benchapp.tasks import noop
     from benchmarks.workloads import reset, seed_due, timed_drain, warm_up
     from bgtask.store.rows import FIELDS, tasks_from_rows
-    from bgtask.worker.completer import SuccessBuffer
+    from bgtask.worker.completer import Completer
     from bgtask.worker.execution import execute
 
     arguments = '{"args":[1],"kwargs":{}}'
@@ -88,11 +88,10 @@ def main() -> None:
     tasks = tasks_from_rows("default", [row] * n)
 
     def run_all():
-        store = _NoWrites()
-        buffer = SuccessBuffer(store, size=50, max_delay=600)
+        completer = Completer(_NoWrites(), "w", group_size=50, max_delay=600)
         for task in tasks:
-            execute(task, store, successes=buffer)
-        buffer.flush()
+            completer.record(execute(task))
+        completer.flush()
 
     def build_rows():
         tasks_from_rows("default", [row] * n)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from asgiref.sync import sync_to_async
+
 from bgtask.enqueue.enqueueing import enqueue_rows
 from bgtask.enqueue.task_function import Call, rows_for_calls
 from bgtask.models import Task
 
-__all__ = ["Call", "enqueue_many"]
+__all__ = ["Call", "aenqueue_many", "enqueue_many"]
 
 
 def enqueue_many(
@@ -30,3 +32,14 @@ def enqueue_many(
     signal replaces the per-row ``task_enqueued``.
     """
     return enqueue_rows(rows_for_calls(calls), using=using, return_tasks=return_tasks)
+
+
+async def aenqueue_many(
+    calls: Iterable[Call], *, using: str | None = None, return_tasks: bool = True
+) -> list[Task] | int:
+    """``enqueue_many`` for async code (an async view): the rows are written from a thread.
+
+    >>> await aenqueue_many([send_email.call(1), send_email.call(2)])
+    """
+    calls = list(calls)  # validated here, in the caller's context, before the thread
+    return await sync_to_async(enqueue_many)(calls, using=using, return_tasks=return_tasks)

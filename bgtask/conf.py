@@ -26,6 +26,16 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Lease of a cron/CLI worker's claimed tasks, renewed by its heartbeat while a task runs; "
         "a dead worker's task is rescued about this long after it died.",
     ),
+    "BGTASK_CONCURRENCY": (
+        1,
+        "Tasks one run_batch runs at once: sync tasks on that many threads, async def tasks on "
+        "one event loop (process_tasks --concurrency, run_batch(concurrency=)).",
+    ),
+    "BGTASK_EXIT_GRACE": (
+        10.0,
+        "Seconds process_tasks keeps trying, as it exits, to write what it owes a database that "
+        "went away (outcomes, claims to hand back); keep it shorter than BGTASK_LEASE_SECONDS.",
+    ),
     "BGTASK_CLAIM_LIMIT": (100, "Most tasks one claim query takes; claims grow towards it."),
     "BGTASK_OUTCOME_BATCH": (
         50,
@@ -126,6 +136,21 @@ def lease_seconds() -> float:
 
 def claim_limit() -> int:
     return int(_positive_number("BGTASK_CLAIM_LIMIT", integer=True))
+
+
+def concurrency() -> int:
+    value = get("BGTASK_CONCURRENCY")
+    if isinstance(value, str) and value.strip().isdigit():  # from an environment variable
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ImproperlyConfigured(
+            f"BGTASK_CONCURRENCY must be an int of 1 or more, got {value!r}."
+        )
+    return value
+
+
+def exit_grace() -> float:
+    return _non_negative_number("BGTASK_EXIT_GRACE")
 
 
 def outcome_batch() -> int:

@@ -22,8 +22,22 @@ class DuplicateTask(Exception):
         self.existing_id = existing_id
 
 
-class TaskAbandoned(Exception):
-    """The ``error`` sent with the signals of a task whose worker held it past its lease."""
+class TaskAbandoned(BaseException):
+    """A task's worker held it past its lease and another worker took it over.
+
+    Sent as the ``error`` of the signals of a task rescued from a dead worker. Also raised inside a
+    task that is still running when its worker finds its lease gone (a worker frozen past its
+    lease, then thawed): the other run goes on alone, and this run's outcome is discarded. A
+    ``BaseException``, like ``TaskTimedOut``, so that a task's own ``except Exception`` does not
+    swallow it.
+    """
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(
+            message
+            or "Stopped: this worker held the task past its lease and another worker took it "
+            "over; this run's outcome is discarded."
+        )
 
 
 class DatabaseUnavailable(OperationalError):

@@ -175,13 +175,15 @@ def run_python(code: str, timeout: float = 60, **env: str) -> subprocess.Complet
 
 
 def start_batch_process(
-    duration: float, *, queue: str | None = None, **env: str
+    duration: float, *, queue: str | None = None, concurrency: int | None = None, **env: str
 ) -> subprocess.Popen:
     """Start ``tests/run_batch_process.py``: one run_batch call in a fresh process; it prints
     the BatchResult as JSON on its last line."""
     command = [sys.executable, str(REPO_ROOT / "tests" / "run_batch_process.py"), str(duration)]
     if queue:
         command += ["--queue", queue]
+    if concurrency:
+        command += ["--concurrency", str(concurrency)]
     return subprocess.Popen(
         command,
         env=worker_env(**env),

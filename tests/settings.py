@@ -111,6 +111,8 @@ if os.environ.get("BGTASK_TEST_MAX_RUN_TIME"):
 if os.environ.get("BGTASK_TEST_LEASE_SECONDS"):
     BGTASK_LEASE_SECONDS = float(os.environ["BGTASK_TEST_LEASE_SECONDS"])
 # Outcome batching of worker processes (tests/reliability/test_outcome_batching.py).
+if os.environ.get("BGTASK_TEST_CONCURRENCY"):
+    BGTASK_CONCURRENCY = int(os.environ["BGTASK_TEST_CONCURRENCY"])
 if os.environ.get("BGTASK_TEST_OUTCOME_BATCH"):
     BGTASK_OUTCOME_BATCH = int(os.environ["BGTASK_TEST_OUTCOME_BATCH"])
 if os.environ.get("BGTASK_TEST_OUTCOME_MAX_DELAY"):

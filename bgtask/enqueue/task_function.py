@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from asgiref.sync import async_to_sync, sync_to_async
+
 from bgtask import clock, conf
 from bgtask.enqueue.enqueueing import enqueue_row, enqueue_rows
 from bgtask.enqueue.scheduling import Schedule, resolve_schedule
@@ -176,12 +178,53 @@ class TaskFunction:
         row.update(feature_fields(row, {**self.defaults, **options}))
         return row
 
+    @property
+    def is_async(self) -> bool:
+        """True for an ``async def`` task: the worker awaits it on an event loop."""
+        return inspect.iscoroutinefunction(self.func)
+
     def now(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the function here and now and return its value; nothing is stored."""
+        """Run the function here and now and return its value; nothing is stored.
+
+        An ``async def`` task is run to completion on an event loop (from sync code; in async
+        code, ``await fn.anow(...)``)."""
+        if self.is_async:
+            return async_to_sync(self.func)(*args, **kwargs)
         return self.func(*args, **kwargs)
+
+    async def anow(self, *args: Any, **kwargs: Any) -> Any:
+        """``.now()`` for async code: await the function (a sync one runs in a thread)."""
+        if self.is_async:
+            return await self.func(*args, **kwargs)
+        return await sync_to_async(self.func)(*args, **kwargs)
+
+    async def aenqueue(
+        self,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Task:
+        """``.enqueue()`` for async code (an async view): the row is written from a thread, as
+        Django's async ORM does, instead of raising ``SynchronousOnlyOperation``.
+
+        >>> task = await send_email.aenqueue([7], {"subject": "hi"}, schedule=60)
+        """
+        return await sync_to_async(self.enqueue)(args, kwargs, **options)
+
+    async def adelay(self, *args: Any, **kwargs: Any) -> Task:
+        """Calling the task (``fn(7, subject="hi", schedule=60)``) for async code.
+
+        >>> task = await send_email.adelay(7, subject="hi", schedule=60)
+        """
+        options = self._pop_options(kwargs)
+        return await sync_to_async(self.enqueue)(args, kwargs, **options)
 
     def run(self, args: list[Any], kwargs: dict[str, Any]) -> Any:
         """Called by the worker with a row's decoded arguments."""
+        return self.func(*args, **kwargs)
+
+    def arun(self, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """Called by the worker for an ``async def`` task: the coroutine it awaits."""
         return self.func(*args, **kwargs)
 
 

@@ -172,6 +172,31 @@ class TaskStore:
             .update(status=Task.QUEUED, locked_by=None, locked_until=None, started_at=None)
         )
 
+    # -- leases ----------------------------------------------------------------------------
+
+    def renew_leases(
+        self, worker_id: str, until: datetime, capped: dict[int, datetime] | None = None
+    ) -> int:
+        """Extend the lease of every row ``worker_id`` holds to ``until``, except the rows in
+        ``capped`` (id -> the latest their lease may reach: a task near ``MAX_RUN_TIME``), which
+        get their cap while it is still ahead of ``until``'s base. Returns the rows renewed."""
+        capped = capped or {}
+        rows = Task.objects.using(self.alias).filter(status=Task.RUNNING, locked_by=worker_id)
+        renewed = (rows.exclude(id__in=list(capped)) if capped else rows).update(locked_until=until)
+        now = clock.now(self.alias)
+        for task_id, cap in capped.items():
+            if cap > now:
+                renewed += rows.filter(id=task_id).update(locked_until=min(cap, until))
+        return renewed
+
+    def still_held(self, task_ids: list[int], worker_id: str) -> set[int]:
+        """Which of ``task_ids`` are still running under ``worker_id``'s lease."""
+        return set(
+            Task.objects.using(self.alias)
+            .filter(id__in=task_ids, status=Task.RUNNING, locked_by=worker_id)
+            .values_list("id", flat=True)
+        )
+
     # -- enqueueing --------------------------------------------------------------------------
 
     def insert_rows(self, rows: Sequence[dict[str, object]]) -> int:

@@ -2,6 +2,11 @@
 
 Cron, Lambda and tests all call this one function. It keeps no state between calls: everything it
 needs is in the database, so calls may overlap or die at any instruction without losing a task.
+
+The batch's own thread claims, starts and records; the runner (``bgtask.worker.runner``) runs up to
+``concurrency`` tasks at once; the completer (``bgtask.worker.completer``) writes every outcome;
+the heartbeat (``bgtask.worker.heartbeat``) keeps the leases of the tasks in flight, rescues dead
+workers' tasks and stops a task whose lease was lost.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,11 +32,11 @@ from bgtask.features import hooks
 from bgtask.models import Task
 from bgtask.signals import task_failed, task_retried
 from bgtask.store import TaskStore
-from bgtask.worker import completer as outcomes
 from bgtask.worker import outages
-from bgtask.worker.completer import SuccessBuffer
-from bgtask.worker.execution import FAILED, RETRIED, SUCCEEDED, execute
+from bgtask.worker.completer import OWED, Completer, Owed, learn_duration
+from bgtask.worker.execution import FAILED, RETRIED, SUCCEEDED, Outcome
 from bgtask.worker.heartbeat import Heartbeat
+from bgtask.worker.runner import Runner
 
 logger = logging.getLogger("bgtask.batch")
 
@@ -41,6 +47,9 @@ SLOW_BATCH_SECONDS = 1.0
 # A claimed task is only started while most of its lease (as last set or renewed by the
 # heartbeat) is left; otherwise the rest is released and claimed afresh with a new lease.
 MIN_LEASE_LEFT_FRACTION = 0.5
+# While tasks are in flight the batch's thread looks at the clock, the stop flag and the waiting
+# group at least this often.
+WAIT_SLICE_SECONDS = 0.5
 
 
 @dataclass
@@ -72,6 +81,8 @@ class BatchResult:
     """The lease holder's name stored in ``locked_by``: ``host:pid:random``, unique per call."""
     lease_renewals: int = field(default=0, repr=False)
     """Heartbeat statements issued (each renews every lease the worker holds)."""
+    concurrency: int = field(default=1, repr=False)
+    """The most tasks this call ran at once."""
 
     @property
     def ran(self) -> int:
@@ -111,22 +122,29 @@ def run_batch(
     lease_expires_at: datetime | None = None,
     stop: threading.Event | None = None,
     hard_deadline: datetime | None = None,
+    concurrency: int | None = None,
+    owed: Owed | None = None,
 ) -> BatchResult:
     """Run due tasks until none is due or ``duration`` seconds have passed; return the counts.
 
-    ``queue``: only this queue (default: all). ``lease_expires_at``: when a caller has a hard
-    deadline (a Lambda invocation), the lock of every claimed task expires then instead of after
-    ``MAX_RUN_TIME``, so a killed invocation's task is claimable soon after. ``stop``: an event
-    that, once set, ends the batch after the running task. ``hard_deadline``: no task may still run
-    then (a Lambda invocation's end less its safety margin): each task's time limit is cut to it
-    (a task it stops is retried), and a task whose ``timeout`` cannot fit is left for a later run.
+    ``queue``: only this queue (default: all). ``concurrency``: how many tasks may run at once
+    (default ``BGTASK_CONCURRENCY``): sync tasks on that many threads, ``async def`` tasks on one
+    event loop, never more than ``concurrency`` in all; 1 runs each task in this thread.
+    ``lease_expires_at``: when a caller has a hard deadline (a Lambda invocation), the lock of
+    every claimed task expires then instead of after ``MAX_RUN_TIME``, so a killed invocation's
+    task is claimable soon after. ``stop``: an event that, once set, ends the batch: nothing more
+    starts, the tasks in flight finish, the claimed ones that never started are released.
+    ``hard_deadline``: no task may still run then (a Lambda invocation's end less its safety
+    margin): each task's time limit is cut to it (a task it stops is retried), and a task whose
+    ``timeout`` cannot fit is left for a later run. ``owed``: where outcomes that could not be
+    written are kept for the next call (default: this process's, ``completer.OWED``).
 
     Raises ``bgtask.exceptions.DatabaseUnavailable`` (an ``OperationalError``, one line, no
     chained driver traceback) when the database is lost and one reconnect does not bring it back.
-    What the batch still owed the database (claimed tasks to release, successes to write) is
+    What the batch still owed the database (claimed tasks to release, outcomes to write) is
     settled by the next ``run_batch`` in this process.
 
-    >>> result = run_batch(55)
+    >>> result = run_batch(55, concurrency=8)
     >>> result.succeeded, result.failed, result.retried
     (12, 0, 1)
     """
@@ -137,6 +155,8 @@ def run_batch(
             lease_expires_at=lease_expires_at,
             stop=stop,
             hard_deadline=hard_deadline,
+            concurrency=concurrency,
+            owed=owed,
         )
     except (OperationalError, InterfaceError) as exc:
         if not outages.is_outage(exc):
@@ -144,6 +164,12 @@ def run_batch(
         alias = router.db_for_write(Task)
         outages.close_quietly(alias)
         raise outages.unavailable(alias, exc) from None
+
+
+def check_concurrency(concurrency: object) -> int:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be an int of 1 or more, got {concurrency!r}.")
+    return concurrency
 
 
 @dataclass
@@ -159,7 +185,9 @@ class _Batch:
     lease_expires_at: datetime | None  # a fixed lease (Lambda); None: the heartbeat's
     heartbeat: Heartbeat | None
     stop: threading.Event | None
-    successes: SuccessBuffer
+    completer: Completer
+    runner: Runner
+    pending: deque[Task] = field(default_factory=deque)  # claimed, not started yet
 
     def stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
@@ -175,6 +203,8 @@ def _run_batch(
     lease_expires_at: datetime | None,
     stop: threading.Event | None,
     hard_deadline: datetime | None,
+    concurrency: int | None,
+    owed: Owed | None,
 ) -> BatchResult:
     budget = check_duration(duration)
     if queue is not None:
@@ -183,19 +213,26 @@ def _run_batch(
         raise ValueError("lease_expires_at must be an aware datetime.")
     if hard_deadline is not None and timezone.is_naive(hard_deadline):
         raise ValueError("hard_deadline must be an aware datetime.")
+    concurrency = check_concurrency(conf.concurrency() if concurrency is None else concurrency)
     started = time.monotonic()
     tasks_deadline = (
         None if hard_deadline is None else started + (hard_deadline - clock.now()).total_seconds()
     )
     max_run_time = conf.max_run_time()
-    claim_limit = conf.claim_limit()
     store = TaskStore()
-    result = BatchResult(worker_id=new_worker_id())
+    result = BatchResult(worker_id=new_worker_id(), concurrency=concurrency)
+    completer = Completer(
+        store,
+        result.worker_id,
+        group_size=conf.outcome_batch(),
+        max_delay=conf.outcome_max_delay(),
+        owed=OWED if owed is None else owed,
+    )
     # What an earlier batch of this process still owes the database, first.
-    result.released += outages.release_unreleased(store)
-    outcomes.settle_owed(store)
+    result.released += completer.settle_owed()
     result.rescued = store.rescue_abandoned(clock.now(store.alias), on_rescued=_signal_rescued)
     hooks.before_batch()
+    runner = Runner(concurrency)
     # Lambda has its deadline lease; a cron/CLI worker a short lease its heartbeat renews.
     heartbeat = None
     if lease_expires_at is None:
@@ -204,18 +241,22 @@ def _run_batch(
             result.worker_id,
             lease_seconds=conf.lease_seconds(),
             max_run_time=max_run_time,
+            on_lease_lost=runner.stop_abandoned,
+            on_rescued=_signal_rescued,
         )
+        runner.on_started, runner.on_finished = heartbeat.task_started, heartbeat.task_finished
     batch = _Batch(
         store=store,
         result=result,
         deadline=started + budget,
         tasks_deadline=tasks_deadline,
-        claim_limit=claim_limit,
+        claim_limit=conf.claim_limit(),
         queue=queue,
         lease_expires_at=lease_expires_at,
         heartbeat=heartbeat,
         stop=stop,
-        successes=SuccessBuffer(store, conf.outcome_batch(), conf.outcome_max_delay()),
+        completer=completer,
+        runner=runner,
     )
     failing: BaseException | None = None
     try:
@@ -225,15 +266,13 @@ def _run_batch(
         raise
     finally:
         try:
-            batch.successes.flush()  # on budget end, on stop, and on the way out of an error
-        except (OperationalError, InterfaceError):
-            # The group is owed (bgtask.outcomes); an error already on its way out says enough.
-            if failing is None:
-                raise
+            _wind_down(batch, failing)
         finally:
+            runner.close()
             if heartbeat is not None:
                 heartbeat.stop()
                 result.lease_renewals = heartbeat.renewals
+                result.rescued += heartbeat.rescued
 
     hooks.after_batch()
     result.elapsed = time.monotonic() - started
@@ -244,45 +283,159 @@ def _run_batch(
 
 
 def _drain(batch: _Batch) -> None:
-    """Claim and run due tasks until none is due, the budget is spent or a stop is asked.
+    """Claim and start due tasks until none is due, the budget is spent or a stop is asked.
 
-    The claim size doubles while claimed tasks finish quickly and halves when they are slow."""
-    result = batch.result
+    Only what can start soon is claimed: with one task at a time, a claim whose size doubles while
+    claimed tasks finish quickly and halves when they are slow; with N, no more than the free
+    slots (or that doubling size, when it is larger), so other workers are not starved."""
+    result, runner, completer = batch.result, batch.runner, batch.completer
     limit = 1
-    while not batch.stopping():
-        if time.monotonic() >= batch.deadline:
-            result.budget_spent = True
-            break
-        batch.successes.flush()  # a claim sees the table as this worker left it
-        claimed = batch.store.claim_due(result.worker_id, limit, batch.lease_until(), batch.queue)
-        if not claimed:
-            break
-        claimed_at = time.monotonic()
-        begun = 0
-        try:
-            for task in claimed:
-                # May write the waiting group. Done first: while the task is still unstarted (if
-                # the database is gone it is released with the rest, not left running), and
-                # before the budget is checked (a slow write must not start a task past it).
-                batch.successes.before_task(task)
-                now = time.monotonic()
-                task_limit = _start_limit(batch, task, now)
-                if task_limit is None:
-                    break
-                begun += 1  # counted before it runs: a started task is never released
-                _run_one(batch, task, task_limit, now)
-        finally:
-            # Claimed but not started (budget, stop, short lease, or an error on the way out).
-            unstarted = [task.id for task in claimed[begun:]]
-            if unstarted:
-                result.released += _release_or_remember(batch.store, unstarted, result.worker_id)
-        if result.budget_spent:
-            break
+    while True:
+        _record(batch, runner.finished(0.0))
+        if not batch.pending:
+            if batch.stopping():
+                return
+            if time.monotonic() >= batch.deadline:
+                result.budget_spent = True
+                return
+            free = runner.free_slots()
+            if free == 0:
+                _wait_for_a_slot(batch)
+                continue
+            completer.flush()  # a claim sees the table as this worker left it
+            size = limit if runner.concurrency == 1 else min(max(limit, free), batch.claim_limit)
+            claimed = batch.store.claim_due(
+                result.worker_id, size, batch.lease_until(), batch.queue
+            )
+            if not claimed:
+                if runner.in_flight():
+                    # Nothing due now, but what is in flight may end in a retry due at once, and
+                    # new work may come: look again once a task ends (or a slice passes).
+                    _wait_for_a_slot(batch)
+                    continue
+                return
+            batch.pending.extend(claimed)
+            claimed_at = time.monotonic()
+        ended = _start_pending(batch)
+        if ended:
+            _release_pending(batch)
+            if result.budget_spent or batch.stopping():
+                return
+            continue
+        if batch.pending:
+            _wait_for_a_slot(batch)
+            continue
+        # Every claimed task has started: size the next claim on how long that took.
         batch_seconds = time.monotonic() - claimed_at
-        if begun == len(claimed) and batch_seconds < FAST_BATCH_SECONDS:
+        if batch_seconds < FAST_BATCH_SECONDS:
             limit = min(limit * 2, batch.claim_limit)
         elif batch_seconds > SLOW_BATCH_SECONDS:
             limit = max(1, limit // 2)
+
+
+def _start_pending(batch: _Batch) -> bool:
+    """Start claimed tasks while slots are free. True when no more may start from this claim
+    (budget, stop, hard deadline, or too little lease left): the rest is then released."""
+    runner, completer = batch.runner, batch.completer
+    while batch.pending and runner.free_slots():
+        task = batch.pending[0]
+        if runner.concurrency == 1:
+            # May write the waiting group. Done first: while the task is still unstarted (if the
+            # database is gone it is released with the rest, not left running), and before the
+            # budget is checked (a slow write must not start a task past it).
+            completer.before_task(task)
+        else:
+            completer.flush_if_old()
+        now = time.monotonic()
+        task_limit = _start_limit(batch, task, now)
+        if task_limit is None:
+            return True
+        batch.pending.popleft()  # started: never released
+        runner.start(task, task_limit)
+        _record(batch, runner.finished(0.0))
+    return False
+
+
+def _wait_for_a_slot(batch: _Batch) -> None:
+    """Wait until a task in flight ends (recording what ended), or until the waiting group is due,
+    or a slice passes (the budget and the stop flag are looked at again)."""
+    due = batch.completer.group_due_in()
+    timeout = WAIT_SLICE_SECONDS if due is None else min(due, WAIT_SLICE_SECONDS)
+    _record(batch, batch.runner.finished(timeout))
+    batch.completer.flush_if_old()
+
+
+def _record(batch: _Batch, outcomes: list[Outcome]) -> None:
+    result = batch.result
+    for outcome in outcomes:
+        task = outcome.task
+        learn_duration(task.task_name, (outcome.finished_at - outcome.started_at).total_seconds())
+        if outcome.kind == SUCCEEDED:
+            result.succeeded += 1
+        elif outcome.kind == RETRIED:
+            result.retried += 1
+        elif outcome.kind == FAILED:
+            result.failed += 1
+        batch.completer.record(outcome)
+
+
+def _release_pending(batch: _Batch) -> None:
+    """Hand back claimed tasks that never started (budget, stop, short lease, an error)."""
+    if batch.pending:
+        unstarted = [task.id for task in batch.pending]
+        batch.pending.clear()
+        batch.result.released += batch.completer.release(unstarted)
+
+
+def _wind_down(batch: _Batch, failing: BaseException | None) -> None:
+    """However the drain ended: release what never started, let the tasks in flight end, write
+    their outcomes and the waiting group. When the database is gone (``failing``, or lost now),
+    what cannot be written is owed (``bgtask.worker.completer.Owed``) and the error goes on."""
+    error = failing
+    try:
+        _release_pending(batch)
+    except (OperationalError, InterfaceError) as exc:  # owed by the completer
+        error = error or exc
+    runner, completer = batch.runner, batch.completer
+    while runner.in_flight():
+        for outcome in runner.finished(WAIT_SLICE_SECONDS):
+            if error is None:
+                try:
+                    _record(batch, [outcome])
+                    continue
+                except (OperationalError, InterfaceError) as exc:
+                    error = exc  # this outcome is owed by the completer; the rest below
+                    continue
+            _owe(batch, outcome)
+    _record_leftovers(batch, error)
+    try:
+        completer.flush()  # on budget end, on stop, and on the way out of an error
+    except (OperationalError, InterfaceError) as exc:
+        # The group is owed; an error already on its way out says enough.
+        error = error or exc
+    if error is not None and failing is None:
+        raise error
+
+
+def _record_leftovers(batch: _Batch, error: BaseException | None) -> None:
+    for outcome in batch.runner.finished(0.0):
+        if error is None:
+            _record(batch, [outcome])
+        else:
+            _owe(batch, outcome)
+
+
+def _owe(batch: _Batch, outcome: Outcome) -> None:
+    """An outcome that cannot be written now (the database is gone): a success is owed, a retry
+    or failure handed back later to run again with this attempt not counted."""
+    result, owed, alias = batch.result, batch.completer.owed, batch.store.alias
+    if outcome.kind == SUCCEEDED:
+        result.succeeded += 1
+        owed.owe_successes(alias, [outcome])
+    else:
+        result.retried += outcome.kind == RETRIED
+        result.failed += outcome.kind == FAILED
+        owed.owe_hand_back(alias, outcome.task.locked_by, [outcome.task.id])
 
 
 def _start_limit(batch: _Batch, task: Task, now: float) -> timeouts.Limit | None:
@@ -314,35 +467,6 @@ def _start_limit(batch: _Batch, task: Task, now: float) -> timeouts.Limit | None
     return task_limit
 
 
-def _run_one(batch: _Batch, task: Task, task_limit: timeouts.Limit, now: float) -> None:
-    """Run one claimed task (``execute`` records its outcome) and count the outcome."""
-    successes, heartbeat, result = batch.successes, batch.heartbeat, batch.result
-    if heartbeat is not None:
-        heartbeat.task_started()
-    try:
-        outcome = execute(task, batch.store, task_limit, successes)
-    finally:
-        if heartbeat is not None:
-            heartbeat.task_finished()
-    successes.task_ran(task, time.monotonic() - now)
-    if outcome.kind == SUCCEEDED:
-        result.succeeded += 1
-    elif outcome.kind == RETRIED:
-        result.retried += 1
-    elif outcome.kind == FAILED:
-        result.failed += 1
-
-
-def _release_or_remember(store: TaskStore, task_ids: list[int], worker_id: str) -> int:
-    """Release unstarted claims; if the database is gone, remember them for the next batch."""
-    try:
-        return store.release(task_ids, worker_id)
-    except (OperationalError, InterfaceError) as exc:
-        if outages.is_outage(exc):
-            outages.remember_unreleased(store.alias, worker_id, task_ids)
-        raise
-
-
 def _signal_rescued(task_id: int) -> None:
     """Send ``task_retried`` or ``task_failed`` for a task requeued or failed because its worker
     held it past its lease; ``error`` is a ``TaskAbandoned`` carrying the recorded message."""
@@ -351,4 +475,4 @@ def _signal_rescued(task_id: int) -> None:
         return
     error = TaskAbandoned(task.last_error)
     signal = task_failed if task.status == Task.FAILED else task_retried
-    signal.send(sender=Task, task=task, error=error)
+    signal.send_robust(sender=Task, task=task, error=error)

@@ -1,24 +1,32 @@
-"""Successes written in groups: one guarded statement for many finished tasks.
+"""The completer: the one writer of task outcomes, and what is owed across an outage.
 
-Writing each success as it happens costs a round trip (and, with a durable commit, a disk flush)
-per task, which is most of a short task's cost. So ``run_batch`` buffers successes and writes them
-as one statement per group, when the group is full (``BGTASK_OUTCOME_BATCH``), when its oldest
-member is ``BGTASK_OUTCOME_MAX_DELAY`` old, before each claim, before a task that is not known to
-finish within that delay (the process learns each task name's typical duration; a name it has not
-seen yet counts as slow), before a retry or failure is written (so outcomes reach the table in the
-order they happened), and when the batch ends, however it ends. Successes that must be immediate
-are written alone: a repeating task (its next repetition is enqueued in the same transaction) and
-a unique task (its key is freed by the write).
+``execute`` decides what happened to a task (an ``Outcome``); the ``Completer`` of the batch writes
+it, whichever thread ran the task, always from the batch's own thread and connection:
 
-Each row is guarded by the lease it was claimed under; the statement returns the ids it updated,
-so a lease lost meanwhile is still detected per task and its outcome discarded, as before.
-``task_succeeded`` is sent after the row is written. If the write fails because the database went
-away, the group is not dropped: it is *owed* (kept in this process's memory, see ``owe``) and the
-next ``run_batch`` of the process (``process_tasks`` calls it again as soon as the database answers)
-writes it before doing anything else. Each row keeps the guard it was claimed under, so writing
-late is safe: a row another worker rescued meanwhile is not touched and is reported as a lost
-lease. A crash loses at most the unwritten group: those tasks are rescued when their leases expire
-and run again. (Claims a batch could not release are owed likewise, in ``bgtask.outages``.)
+- **Successes are written in groups**: one guarded statement for many finished tasks, when the
+  group is full (``BGTASK_OUTCOME_BATCH``), when its oldest member is ``BGTASK_OUTCOME_MAX_DELAY``
+  old, before each claim, before a task that is not known to finish within that delay (when tasks
+  run one at a time; the process learns each task name's typical duration), before a retry or
+  failure is written (outcomes reach the table in the order they happened), and when the batch
+  ends, however it ends. Writing each success alone costs a round trip (and, with a durable
+  commit, a disk flush) per task, which is most of a short task's cost.
+- **Successes that must be immediate** are written alone: a repeating task (its next repetition is
+  written in the same transaction) and a unique task (its key is freed by the write).
+- **Retries and failures** are written at once, one by one, after the waiting group.
+- **Signals after the write**: ``task_succeeded``, ``task_retried``, ``task_failed`` are sent once
+  the row says so, and a receiver that raises is logged, never allowed to stop the batch. The
+  in-memory ``Task`` is updated to match the row.
+
+Every write is guarded by the lease the task was claimed under, so a lease lost meanwhile (the task
+ran past it and another worker took it over) is detected per task and that outcome discarded.
+
+**What is owed** (``Owed``): when the database goes away, the outcomes the batch could not write are
+kept in this process: successes to write later, and tasks to hand back (claimed and never started,
+or whose retry/failure could not be written: they run again with that attempt not counted). The
+next ``run_batch`` of the process settles them before anything else (``process_tasks`` calls it as
+soon as the database answers, and tries for ``BGTASK_EXIT_GRACE`` seconds before it exits). Each
+row keeps the guard it was claimed under, so writing late is safe. A crash loses at most what is
+owed: those tasks are rescued when their leases expire, and run again.
 """
 
 from __future__ import annotations
@@ -26,16 +34,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass, field
 
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.dispatch import Signal
 
-from bgtask import signals
+from bgtask import clock, signals
+from bgtask.features import repeating
 from bgtask.models import Task
 from bgtask.store import TaskStore
+from bgtask.worker import outages
+from bgtask.worker.execution import FAILED, RETRIED, SUCCEEDED, Outcome, summary
 
 logger = logging.getLogger("bgtask.outcomes")
 
@@ -48,88 +57,135 @@ MAX_TASK_NAMES_TRACKED = 1000
 _typical_seconds: dict[str, float] = {}
 
 
-@dataclass(slots=True)
-class Success:
-    """A task that returned normally, and what to write for it."""
-
-    task: Task
-    value: Any  # what the function returned, for the task_succeeded signal
-    result: str | None  # the JSON stored in the row (None when not stored)
-    started_at: datetime
-    finished_at: datetime
-
-
-def write_successes(store: TaskStore, group: list[Success]) -> set[int]:
-    """Write ``group`` in one guarded statement, then announce it (see ``announce``).
-
-    Returns the ids written; raises the store's error if the database is away."""
-    written = store.mark_succeeded_many([row_of(s) for s in group]) if group else set()
-    announce(store, group, written)
-    return written
+def learn_duration(task_name: str, seconds: float) -> None:
+    """Learn how long tasks of this name take (a running average, per process)."""
+    typical = _typical_seconds.get(task_name)
+    if typical is None:
+        if len(_typical_seconds) >= MAX_TASK_NAMES_TRACKED:
+            _typical_seconds.clear()  # a bound, not an LRU: relearning costs one flush each
+        _typical_seconds[task_name] = seconds
+    else:
+        _typical_seconds[task_name] = typical + DURATION_SMOOTHING * (seconds - typical)
 
 
-def announce(store: TaskStore, group: list[Success], written: set[int]) -> None:
-    """Update the in-memory tasks that were written and send ``task_succeeded`` for them; log
-    each task whose lease was lost (its outcome was discarded)."""
-    # .receivers first: has_listeners() resolves the live receivers even when there are none.
-    send = bool(signals.task_succeeded.receivers) and signals.task_succeeded.has_listeners(Task)
-    for success in group:
-        task = success.task
-        if task.id not in written:
-            store.log_lost_lease(task)
-            continue
-        task.status, task.result = Task.SUCCEEDED, success.result
-        task.started_at, task.finished_at = success.started_at, success.finished_at
-        task.locked_by = task.locked_until = task.unique_key = None
-        if send:
-            signals.task_succeeded.send(sender=Task, task=task, result=success.value)
+@dataclass
+class Owed:
+    """What this process still owes its databases: outcomes it could not write, claims it could
+    not hand back. Kept across ``run_batch`` calls (a module-level one per process, ``OWED``)."""
+
+    successes: dict[str, list[Outcome]] = field(default_factory=dict)  # alias -> outcomes
+    hand_back: dict[tuple[str, str], set[int]] = field(default_factory=dict)  # (alias, worker)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def owe_successes(self, alias: str, outcomes: list[Outcome]) -> None:
+        with self.lock:
+            self.successes.setdefault(alias, []).extend(outcomes)
+
+    def owe_hand_back(self, alias: str, worker_id: str, task_ids: list[int]) -> None:
+        if not task_ids:
+            return
+        with self.lock:
+            self.hand_back.setdefault((alias, worker_id), set()).update(task_ids)
+        logger.info(
+            "%d task(s) could not be handed back (the database is unavailable); they are "
+            "released when it answers again, or claimable once their lease expires.",
+            len(task_ids),
+        )
+
+    def count(self, alias: str | None = None) -> int:
+        with self.lock:
+            successes = sum(len(v) for a, v in self.successes.items() if alias in (None, a))
+            held = sum(len(v) for (a, _), v in self.hand_back.items() if alias in (None, a))
+        return successes + held
+
+    def pending_hand_back(self, alias: str) -> dict[str, list[int]]:
+        """worker_id -> ids to hand back on ``alias`` (a copy)."""
+        with self.lock:
+            return {w: sorted(ids) for (a, w), ids in self.hand_back.items() if a == alias}
+
+    def forget(self) -> None:
+        """Drop everything owed (tests; a process giving up on a database for good)."""
+        with self.lock:
+            self.successes.clear()
+            self.hand_back.clear()
 
 
-def row_of(success: Success) -> tuple:
-    """The values a group write needs: (id, locked_by, result, started_at, finished_at)."""
-    task = success.task
-    return (task.id, task.locked_by, success.result, success.started_at, success.finished_at)
+#: What this process owes, shared by its batches (``process_tasks`` and a warm Lambda container
+#: call ``run_batch`` again and again in one process).
+OWED = Owed()
 
 
-class SuccessBuffer:
-    """The group of successes of one batch that are not written yet.
+class Completer:
+    """Writes the outcomes of one batch (see the module's docstring).
 
-    >>> buffer = SuccessBuffer(store, size=50, max_delay=0.02)
-    >>> if buffer.accepts(task): buffer.add(Success(task, value, result, started, finished))
-    >>> buffer.flush()
+    >>> completer = Completer(store, worker_id, group_size=50, max_delay=0.02)
+    >>> completer.record(execute(task))     # buffered or written, signals after the write
+    >>> completer.flush()                   # the waiting group, now
     """
 
-    def __init__(self, store: TaskStore, size: int, max_delay: float) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        worker_id: str,
+        *,
+        group_size: int,
+        max_delay: float,
+        owed: Owed = OWED,
+    ) -> None:
         self.store = store
-        self.size = size
+        self.worker_id = worker_id
+        self.size = group_size
         self.max_delay = max_delay
-        self.pending: list[Success] = []
+        self.owed = owed
+        self.pending: list[Outcome] = []
         self.oldest = 0.0  # time.monotonic() when the oldest pending success was added
 
-    def accepts(self, task: Task) -> bool:
-        """False for a success that must be written at once (see the module's docstring)."""
+    # -- recording -----------------------------------------------------------------------------
+
+    def record(self, outcome: Outcome) -> None:
+        """Write ``outcome`` (now, or with the group); raises the store's error on an outage,
+        after keeping what could not be written as owed."""
+        task = outcome.task
+        if outcome.kind == SUCCEEDED and self._groupable(task):
+            if not self.pending:
+                self.oldest = time.monotonic()
+            self.pending.append(outcome)
+            if len(self.pending) >= self.size:
+                self.flush()
+            return
+        try:
+            self.flush()  # outcomes reach the table in the order they happened
+            if outcome.kind == SUCCEEDED:
+                self._write_success_alone(outcome)
+            else:
+                self._write_error(outcome)
+        except (OperationalError, InterfaceError) as exc:
+            if outages.is_outage(exc):
+                if outcome.kind == SUCCEEDED:
+                    self.owed.owe_successes(self.store.alias, [outcome])
+                else:
+                    # Often what made the task fail: hand it back to run again, this attempt
+                    # not counted, instead of leaving it running until its lease ends.
+                    self.owed.owe_hand_back(self.store.alias, task.locked_by, [task.id])
+            raise
+
+    def _groupable(self, task: Task) -> bool:
         return self.size > 1 and not task.repeat and not task.unique_key
 
-    def add(self, success: Success) -> None:
+    def group_due_in(self) -> float | None:
+        """Seconds until the waiting group is old enough to be written; None when empty."""
         if not self.pending:
-            self.oldest = time.monotonic()
-        self.pending.append(success)
-        if len(self.pending) >= self.size:
+            return None
+        return max(0.0, self.oldest + self.max_delay - time.monotonic())
+
+    def flush_if_old(self) -> None:
+        if self.pending and time.monotonic() - self.oldest >= self.max_delay:
             self.flush()
 
-    def task_ran(self, task: Task, seconds: float) -> None:
-        """Learn how long tasks of this name take (a running average, per process)."""
-        typical = _typical_seconds.get(task.task_name)
-        if typical is None:
-            if len(_typical_seconds) >= MAX_TASK_NAMES_TRACKED:
-                _typical_seconds.clear()  # a bound, not an LRU: relearning costs one flush each
-            _typical_seconds[task.task_name] = seconds
-        else:
-            _typical_seconds[task.task_name] = typical + DURATION_SMOOTHING * (seconds - typical)
-
     def before_task(self, task: Task) -> None:
-        """Flush when the group is old, or when ``task`` is not known to be quick: a slow task
-        would hold the group unwritten while it runs, and a crash meanwhile would run it again."""
+        """Tasks run one at a time: flush when the group is old, or when ``task`` is not known to
+        be quick (a slow task would hold the group unwritten while it runs, and a crash
+        meanwhile would run the group again)."""
         if self.pending and (
             time.monotonic() - self.oldest >= self.max_delay
             or _typical_seconds.get(task.task_name, self.max_delay) >= self.max_delay
@@ -137,49 +193,166 @@ class SuccessBuffer:
             self.flush()
 
     def flush(self) -> int:
-        """Write the pending group; return how many rows were written.
-
-        On a database error the group is owed (``owe``: written by the process's next batch) and
-        the error is raised."""
+        """Write the waiting group; return how many rows were written. On a database error the
+        group is owed and the error raised."""
         if not self.pending:
             return 0
         group, self.pending = self.pending, []
         try:
-            written = self.store.mark_succeeded_many([row_of(s) for s in group])
+            written = self._write_group(group)
         except DatabaseError:
-            owe(self.store.alias, group)
+            self.owed.owe_successes(self.store.alias, group)
             raise
-        announce(self.store, group, written)
+        return written
+
+    # -- hand-back of unstarted claims ----------------------------------------------------------
+
+    def release(self, task_ids: list[int]) -> int:
+        """Hand back claimed tasks that never started; owed when the database is away."""
+        try:
+            return self.store.release(task_ids, self.worker_id)
+        except (OperationalError, InterfaceError) as exc:
+            if outages.is_outage(exc):
+                self.owed.owe_hand_back(self.store.alias, self.worker_id, task_ids)
+            raise
+
+    # -- settling what an earlier batch owed ----------------------------------------------------
+
+    def settle_owed(self) -> int:
+        """Hand back and write what earlier batches of this process owe this database; return how
+        many tasks were handed back. Raises the store's error if the database is still away (what
+        was not settled stays owed)."""
+        alias = self.store.alias
+        handed_back = 0
+        for worker_id, ids in self.owed.pending_hand_back(alias).items():
+            handed_back += self.store.release(ids, worker_id)
+            # Guarded by the lease holder: rows rescued or finished meanwhile are not touched.
+            with self.owed.lock:
+                self.owed.hand_back.pop((alias, worker_id), None)
+        if handed_back:
+            logger.info("Released %d task(s) claimed before the database was lost.", handed_back)
+        with self.owed.lock:
+            owed = list(self.owed.successes.get(alias, ()))
+        if owed:
+            groupable = [o for o in owed if self._groupable(o.task)]
+            written = self._write_group(groupable) if groupable else 0
+            for outcome in owed:
+                if not self._groupable(outcome.task):
+                    self._write_success_alone(outcome)
+                    written += bool(outcome.recorded)
+            with self.owed.lock:
+                del self.owed.successes[alias][: len(owed)]
+            logger.info(
+                "Wrote %d of %d success(es) a batch could not write while the database was away "
+                "(the rest lost their lease meanwhile).",
+                written,
+                len(owed),
+            )
+        return handed_back
+
+    # -- the writes -----------------------------------------------------------------------------
+
+    def _write_group(self, group: list[Outcome]) -> int:
+        rows = [(o.task.id, o.task.locked_by, o.result, o.started_at, o.finished_at) for o in group]
+        written = self.store.mark_succeeded_many(rows)
+        # .receivers first: has_listeners() resolves the live receivers even when there are none.
+        send = bool(signals.task_succeeded.receivers) and signals.task_succeeded.has_listeners(Task)
+        for outcome in group:
+            task = outcome.task
+            outcome.recorded = task.id in written
+            if not outcome.recorded:
+                self.store.log_lost_lease(task)
+                continue
+            _show_success(outcome)
+            if send:
+                _send(signals.task_succeeded, task, result=outcome.value)
         return len(written)
 
+    def _write_success_alone(self, outcome: Outcome) -> None:
+        task = outcome.task
+        with repeating.outcome_transaction(task, self.store.alias):
+            recorded = self.store.mark_succeeded(
+                task, outcome.result, outcome.started_at, outcome.finished_at
+            )
+            if recorded:
+                repeating.enqueue_next(task, self.store.alias)
+        outcome.recorded = recorded
+        if recorded:
+            _show_success(outcome)
+            _send(signals.task_succeeded, task, result=outcome.value)
+        logger.debug("Task %s #%s succeeded.", task.task_name, task.id)
 
-# Successes owed to a database that went away mid-batch: alias -> run but not yet written.
-_owed_lock = threading.Lock()
-_owed: dict[str, list[Success]] = defaultdict(list)
+    def _write_error(self, outcome: Outcome) -> None:
+        task, error, text = outcome.task, outcome.error, outcome.error_text
+        attempts = task.attempts + 1
+        now = clock.now(self.store.alias)  # run_at is compared with the database's clock
+        if outcome.kind == RETRIED:
+            run_at = now + outcome.retry_delay
+            recorded = self.store.mark_retry(task, text, attempts, run_at, outcome.started_at)
+            outcome.recorded = recorded
+            if recorded:
+                task.status, task.attempts, task.last_error, task.run_at = (
+                    Task.QUEUED,
+                    attempts,
+                    text,
+                    run_at,
+                )
+                task.locked_by = task.locked_until = None
+                _send(signals.task_retried, task, error=error)
+            logger.warning(
+                "Task %s #%s failed (attempt %d), retrying at %s: %s",
+                task.task_name,
+                task.id,
+                attempts,
+                run_at.isoformat(),
+                summary(error),
+            )
+            return
+        assert outcome.kind == FAILED
+        with repeating.outcome_transaction(task, self.store.alias):
+            recorded = self.store.mark_failed(task, text, attempts, outcome.started_at, now)
+            if recorded:
+                # A failed repetition does not end its chain.
+                repeating.enqueue_next(task, self.store.alias)
+        outcome.recorded = recorded
+        if recorded:
+            task.status, task.attempts, task.last_error, task.failed_at = (
+                Task.FAILED,
+                attempts,
+                text,
+                now,
+            )
+            task.finished_at, task.locked_by, task.locked_until = now, None, None
+            _send(signals.task_failed, task, error=error)
+        logger.error(
+            "Task %s #%s failed for good after %d attempt(s): %s",
+            task.task_name,
+            task.id,
+            attempts,
+            summary(error),
+        )
 
 
-def owe(alias: str, group: list[Success]) -> None:
-    """Keep a group that could not be written, for the process's next batch (``settle_owed``)."""
-    with _owed_lock:
-        _owed[alias].extend(group)
+def _show_success(outcome: Outcome) -> None:
+    """The in-memory task as the row now reads."""
+    task = outcome.task
+    task.status, task.result = Task.SUCCEEDED, outcome.result
+    task.started_at, task.finished_at = outcome.started_at, outcome.finished_at
+    task.locked_by = task.locked_until = task.unique_key = None
 
 
-def settle_owed(store: TaskStore) -> int:
-    """Write the successes owed to ``store``'s database; return how many rows were written.
-
-    Raises the store's error if the database is still away; what was not written stays owed.
-    """
-    with _owed_lock:
-        group = list(_owed[store.alias])
-    if not group:
-        return 0
-    written = len(write_successes(store, group))
-    with _owed_lock:
-        del _owed[store.alias][: len(group)]
-    logger.info(
-        "Wrote %d of %d success(es) a batch could not write while the database was away (the "
-        "rest lost their lease meanwhile).",
-        written,
-        len(group),
-    )
-    return written
+def _send(signal: Signal, task: Task, **kwargs: object) -> None:
+    """Send ``signal`` for a written outcome; a receiver that raises is logged, and the batch goes
+    on (the row already says what happened)."""
+    if not signal.receivers:
+        return
+    for receiver, response in signal.send_robust(sender=Task, task=task, **kwargs):
+        if isinstance(response, Exception):
+            logger.error(
+                "A receiver of a bgtask signal (%s) raised for task %s #%s: %s",
+                getattr(receiver, "__qualname__", receiver),
+                task.task_name,
+                task.id,
+                summary(response),
+                exc_info=(type(response), response, response.__traceback__),
+            )

@@ -1,26 +1,32 @@
-"""Running one claimed task and recording what happened."""
+"""Running one claimed task and deciding what happened: an ``Outcome``, with no database write.
+
+``execute`` (sync functions) and ``aexecute`` (``async def`` functions, on an event loop) call the
+task and return an ``Outcome``: succeeded with its value, to be retried, or failed for good, with
+the error text to store. Writing it is the completer's job (``bgtask.worker.completer``), so the
+runner can call these from any thread, and an outcome is written the same way whoever ran it.
+
+Whatever goes wrong with one row becomes that row's outcome and never escapes: an unregistered
+name (retried: a newer deploy may know it), arguments that cannot be decoded however deep or
+broken (failed), a ``task_started`` receiver that raises (the task's error), a result that cannot
+be encoded (a success whose result is not stored, with a warning: the task ran).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
-from django.db import InterfaceError, OperationalError
-
-from bgtask import clock, conf, registry, signals, timeouts
-from bgtask.exceptions import UnknownTask
-from bgtask.features import repeating
+from bgtask import conf, registry, signals, timeouts
+from bgtask.exceptions import TaskAbandoned, UnknownTask
 from bgtask.models import Task
 from bgtask.redaction import redact
 from bgtask.serialization import UndecodableArguments, decode_arguments, encode_result
-from bgtask.store import TaskStore
-from bgtask.worker import outages
-from bgtask.worker.completer import Success, SuccessBuffer
 
 logger = logging.getLogger("bgtask.execution")
 
@@ -37,182 +43,238 @@ TASK_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
 MAX_ERROR_CHARS = 65536
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
-    kind: str  # SUCCEEDED, RETRIED or FAILED
-    recorded: bool  # False when the lease was lost and the write was discarded
+    """What running one task came to, before anything is written.
+
+    ``kind`` is ``SUCCEEDED``, ``RETRIED`` or ``FAILED``. A success carries the function's
+    ``value`` and its stored JSON ``result``; a retry or failure the ``error`` and the redacted
+    ``error_text`` to store, and a retry its ``retry_delay``. ``recorded`` is set by the completer:
+    False when the lease was lost meanwhile and the outcome was discarded.
+    """
+
+    task: Task
+    kind: str
+    started_at: datetime
+    finished_at: datetime
+    value: Any = None
+    result: str | None = None
+    error: BaseException | None = None
+    error_text: str = ""
+    retry_delay: timedelta | None = None
+    recorded: bool | None = None
 
 
-def execute(
-    task: Task,
-    store: TaskStore,
-    limit: timeouts.Limit | None = None,
-    successes: SuccessBuffer | None = None,
-) -> Outcome:
-    """Run ``task`` (already claimed by this worker) and record its outcome.
+@dataclass(slots=True)
+class _Ready:
+    """A task whose function was found and whose arguments decoded: ready to be called."""
+
+    function: Any
+    args: list[Any]
+    kwargs: dict[str, Any]
+    retryable: bool
+
+
+def is_async(task: Task) -> bool:
+    """True when ``task`` names an ``async def`` function (run it with ``aexecute``)."""
+    try:
+        function = registry.get(task.task_name)
+    except UnknownTask:
+        return False
+    return bool(getattr(function, "is_async", False))
+
+
+def execute(task: Task, limit: timeouts.Limit | None = None) -> Outcome:
+    """Run ``task`` (already claimed by this worker) in this thread; return its ``Outcome``.
 
     ``limit``: how long it may run (default: its own ``timeout``); see ``timeouts.limit_before``.
-    With ``successes``, a success that may wait is added to that group instead of being written
-    now (``bgtask.outcomes``); a retry or failure writes the waiting group first.
+    An ``async def`` function (or one that returns an awaitable) is run to completion on an event
+    loop of this thread, so it never counts as done without its body having run.
     """
     started_at = _now()
+    ready = _prepare(task, started_at)
+    if isinstance(ready, Outcome):
+        return ready
+    limit = limit or timeouts.Limit(task.timeout)
+    try:
+        if limit.seconds:
+            with timeouts.time_limit(limit.seconds, limit.error):
+                value = _call(ready)
+        else:  # no timer to arm: no context manager either (a share of a short task's cost)
+            value = _call(ready)
+    except BaseException as exc:
+        return _error_outcome(task, exc, started_at, ready.retryable)
+    return _success(task, value, started_at)
+
+
+async def aexecute(task: Task, limit: timeouts.Limit | None = None) -> Outcome:
+    """Await ``task``'s ``async def`` function on the running loop; return its ``Outcome``.
+
+    Its time limit cancels it (``asyncio.timeout``) and is recorded as ``TaskTimedOut`` (or
+    ``DeadlineReached``), as for a sync task."""
+    started_at = _now()
+    ready = _prepare(task, started_at)
+    if isinstance(ready, Outcome):
+        return ready
+    limit = limit or timeouts.Limit(task.timeout)
+    try:
+        try:
+            async with asyncio.timeout(limit.seconds):
+                value = await _acall(ready)
+        except TimeoutError as exc:
+            if limit.seconds is None:
+                raise
+            raise limit.error(limit.seconds) from exc
+    except asyncio.CancelledError as exc:
+        # Cancelled by the runner: the lease was lost (another worker took the task over).
+        abandoned = TaskAbandoned("The task was cancelled: its lease was lost.")
+        abandoned.__cause__ = exc
+        return _error_outcome(task, abandoned, started_at, True)
+    except BaseException as exc:
+        return _error_outcome(task, exc, started_at, ready.retryable)
+    return _success(task, value, started_at)
+
+
+def _prepare(task: Task, started_at: datetime) -> _Ready | Outcome:
+    """Find the function and decode the arguments; an ``Outcome`` when the row cannot run."""
     try:
         function = registry.get(task.task_name)
     except UnknownTask as exc:
         # A newer deploy may know this name: retry with backoff rather than fail at once.
-        return _record_error(task, store, successes, exc, str(exc), started_at, retryable=True)
+        return _error_outcome(task, exc, started_at, True, text=str(exc))
     try:
         args, kwargs = decode_arguments(task.arguments)
     except UndecodableArguments as exc:
-        # Retrying cannot fix a corrupt row.
-        return _record_error(
-            task,
-            store,
-            successes,
-            exc,
-            f"{exc} (stored: {task.arguments[:200]!r})",
-            started_at,
-            retryable=False,
-        )
-
+        return _error_outcome(task, exc, started_at, False, text=f"{exc} ({_stored(task)})")
+    except Exception as exc:  # RecursionError, MemoryError-free oddities: the row is corrupt
+        text = f"Stored arguments cannot be decoded: {type(exc).__name__} ({_stored(task)})"
+        return _error_outcome(task, UndecodableArguments(text), started_at, False, text=text)
     if signals.task_started.receivers:  # Signal.send costs a call and a dict even with none
-        signals.task_started.send(sender=Task, task=task)
+        try:
+            signals.task_started.send(sender=Task, task=task)
+        except Exception as exc:
+            # A receiver's error is this task's error (recorded on its row), not the batch's.
+            return _error_outcome(task, exc, started_at, True)
     # A task function may opt out of retries (the django.tasks backend: one error is a failure).
-    retryable = getattr(function, "retry_on_error", True)
-    try:
-        limit = limit or timeouts.Limit(task.timeout)
-        if limit.seconds:
-            with timeouts.time_limit(limit.seconds, limit.error):
-                value = function.run(args, kwargs)
-        else:  # no timer to arm: no context manager either (a share of a short task's cost)
-            value = function.run(args, kwargs)
-    except timeouts.DeadlineReached as exc:
-        # Cut by the invocation's end, not by its own timeout: a later invocation may finish it.
-        return _record_error(
-            task, store, successes, exc, timeouts.describe(exc), started_at, retryable=True
-        )
-    except timeouts.TaskTimedOut as exc:
-        # A runaway is likely to run away again: fail it now rather than hold a worker 25 times.
-        return _record_error(
-            task, store, successes, exc, timeouts.describe(exc), started_at, retryable=False
-        )
-    except TASK_ERRORS as exc:
-        text = traceback.format_exc()
-        return _record_error(task, store, successes, exc, text, started_at, retryable=retryable)
+    return _Ready(function, args, kwargs, getattr(function, "retry_on_error", True))
 
+
+def _stored(task: Task) -> str:
+    arguments = task.arguments if isinstance(task.arguments, str) else repr(task.arguments)
+    return f"stored: {arguments[:200]!r}"
+
+
+def _call(ready: _Ready) -> Any:
+    value = ready.function.run(ready.args, ready.kwargs)
+    if inspect.isawaitable(value):
+        # An async function registered without being seen as one (a wrapper, a callable object):
+        # run it here rather than record a coroutine that never ran as a success.
+        value = asyncio.run(_await(value))
+    return value
+
+
+async def _acall(ready: _Ready) -> Any:
+    arun = getattr(ready.function, "arun", None)
+    value = arun(ready.args, ready.kwargs) if arun else ready.function.run(ready.args, ready.kwargs)
+    if inspect.isawaitable(value):
+        value = await value
+    return value
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _success(task: Task, value: Any, started_at: datetime) -> Outcome:
     finished_at = _now()
-    result = encode_result(value)
-    if result is None and value is not None:
+    try:
+        result = encode_result(value)
+    except Exception as exc:  # nested past the recursion limit, and the like: the task did run
         logger.warning(
-            "Task %s #%s returned a %s, which is not JSON; its result is not stored.",
+            "Task %s #%s returned a value that cannot be stored as JSON (%s); its result is not "
+            "stored.",
             task.task_name,
             task.id,
-            type(value).__name__,
-        )
-    elif result is not None and (size := len(result.encode())) > conf.max_result_bytes():
-        # A huge value would fail the write (MariaDB's max_allowed_packet) and the batch with it.
-        logger.warning(
-            "Task %s #%s returned %d bytes of JSON, over BGTASK_MAX_RESULT_BYTES; its result is "
-            "not stored.",
-            task.task_name,
-            task.id,
-            size,
+            type(exc).__name__,
         )
         result = None
-    if successes is not None and successes.accepts(task):
-        successes.add(Success(task, value, result, started_at, finished_at))
-        return Outcome(SUCCEEDED, True)  # counted now; a lease lost meanwhile is logged at write
-    if successes is not None:
-        successes.flush()
-    with repeating.outcome_transaction(task, store.alias):
-        recorded = store.mark_succeeded(task, result, started_at, finished_at)
-        if recorded:
-            repeating.enqueue_next(task, store.alias)
-    if recorded:
-        task.status, task.result, task.finished_at = Task.SUCCEEDED, result, finished_at
-        signals.task_succeeded.send(sender=Task, task=task, result=value)
-    logger.debug("Task %s #%s succeeded.", task.task_name, task.id)
-    return Outcome(SUCCEEDED, recorded)
-
-
-@contextmanager
-def _released_if_the_database_is_lost(task: Task, store: TaskStore) -> Iterator[None]:
-    """If the database goes away while a task's outcome is written (often what made the task
-    fail), hand the row back once the database answers, to run again with this attempt not
-    counted, instead of leaving it 'running' until its lease ends (``bgtask.outages``)."""
-    try:
-        yield
-    except (OperationalError, InterfaceError) as exc:
-        if outages.is_outage(exc):
-            outages.remember_unreleased(store.alias, task.locked_by, [task.id])
-        raise
-
-
-def _record_error(
-    task: Task,
-    store: TaskStore,
-    successes: SuccessBuffer | None,
-    error: BaseException,
-    text: str,
-    started_at,
-    *,
-    retryable: bool,
-) -> Outcome:
-    with _released_if_the_database_is_lost(task, store):
-        if successes is not None:
-            successes.flush()  # outcomes reach the table in the order they happened
-        text = redact(text)  # error text is stored and logged: no secret may reach either
-        if len(text) > MAX_ERROR_CHARS:
-            # The end of a traceback says what failed; megabytes would fail the write itself.
-            text = f"[{len(text) - MAX_ERROR_CHARS} characters cut]\n" + text[-MAX_ERROR_CHARS:]
-        attempts = task.attempts + 1
-        now = clock.now(store.alias)  # run_at is compared with the database's clock
-        # The task's own policy (bgtask.retry_policy): max_attempts, retry_on, backoff.
-        policy = registry.retry_policy_for(task.task_name)
-        if retryable and policy.should_retry(error, attempts, task.max_attempts):
-            run_at = now + policy.delay(attempts)
-            recorded = store.mark_retry(task, text, attempts, run_at, started_at)
-            if recorded:
-                task.status, task.attempts, task.last_error, task.run_at = (
-                    Task.QUEUED,
-                    attempts,
-                    text,
-                    run_at,
-                )
-                signals.task_retried.send(sender=Task, task=task, error=error)
+    else:
+        if result is None and value is not None:
             logger.warning(
-                "Task %s #%s failed (attempt %d), retrying at %s: %s",
+                "Task %s #%s returned a %s, which is not JSON; its result is not stored.",
                 task.task_name,
                 task.id,
-                attempts,
-                run_at.isoformat(),
-                _summary(error),
+                type(value).__name__,
             )
-            return Outcome(RETRIED, recorded)
-        with repeating.outcome_transaction(task, store.alias):
-            recorded = store.mark_failed(task, text, attempts, started_at, now)
-            if recorded:
-                # A failed repetition does not end its chain.
-                repeating.enqueue_next(task, store.alias)
-        if recorded:
-            task.status, task.attempts, task.last_error, task.failed_at = (
-                Task.FAILED,
-                attempts,
-                text,
-                now,
+        elif result is not None and (size := len(result.encode())) > conf.max_result_bytes():
+            # A huge value would fail the write (MariaDB's max_allowed_packet) and the batch.
+            logger.warning(
+                "Task %s #%s returned %d bytes of JSON, over BGTASK_MAX_RESULT_BYTES; its result "
+                "is not stored.",
+                task.task_name,
+                task.id,
+                size,
             )
-            signals.task_failed.send(sender=Task, task=task, error=error)
-        logger.error(
-            "Task %s #%s failed for good after %d attempt(s): %s",
-            task.task_name,
-            task.id,
-            attempts,
-            _summary(error),
-        )
-        return Outcome(FAILED, recorded)
+            result = None
+    return Outcome(task, SUCCEEDED, started_at, finished_at, value=value, result=result)
 
 
-def _summary(error: BaseException) -> str:
+def _error_outcome(
+    task: Task,
+    error: BaseException,
+    started_at: datetime,
+    retryable: bool,
+    *,
+    text: str | None = None,
+) -> Outcome:
+    """The outcome of a task that raised (or could not run): retried or failed by its policy."""
+    if isinstance(error, timeouts.DeadlineReached):
+        # Cut by the invocation's end, not by its own timeout: a later invocation may finish it.
+        text, retryable = timeouts.describe(error), True
+    elif isinstance(error, timeouts.TaskTimedOut):
+        # A runaway is likely to run away again: fail it now rather than hold a worker 25 times.
+        text, retryable = timeouts.describe(error), False
+    elif isinstance(error, TaskAbandoned):
+        text, retryable = text or _exception_line(error), True
+    elif text is None:
+        text = _traceback_text(error)
+    text = redact(text)  # error text is stored and logged: no secret may reach either
+    if len(text) > MAX_ERROR_CHARS:
+        # The end of a traceback says what failed; megabytes would fail the write itself.
+        text = f"[{len(text) - MAX_ERROR_CHARS} characters cut]\n" + text[-MAX_ERROR_CHARS:]
+    attempts = task.attempts + 1
+    # The task's own policy (bgtask.retry_policy): max_attempts, retry_on, backoff.
+    policy = registry.retry_policy_for(task.task_name)
+    if retryable and policy.should_retry(error, attempts, task.max_attempts):
+        kind, delay = RETRIED, policy.delay(attempts)
+    else:
+        kind, delay = FAILED, None
+    return Outcome(task, kind, started_at, _now(), error=error, error_text=text, retry_delay=delay)
+
+
+def outcome_of_error(task: Task, error: BaseException) -> Outcome:
+    """The outcome of ``task`` stopped by ``error`` outside ``execute`` (the runner's own
+    bookkeeping): retried or failed by its policy, like any error."""
+    now = _now()
+    return _error_outcome(task, error, now, True)
+
+
+def _traceback_text(error: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(error))
+    except Exception:  # a traceback too deep or too odd to format still names the exception
+        return _exception_line(error)
+
+
+def _exception_line(error: BaseException) -> str:
+    kind = type(error)
+    return f"{kind.__module__}.{kind.__qualname__}: {summary(error)}"
+
+
+def summary(error: BaseException | None) -> str:
+    """``Type: message`` of ``error`` on one line, redacted and short (for log lines)."""
+    if error is None:
+        return ""
     try:
         text = f"{type(error).__name__}: {error}"
     except Exception:  # an exception whose __str__ raises must not take the batch down

@@ -1,22 +1,16 @@
 """What bgtask does when its database goes away: tell an outage from a configuration or schema
-error, say it in one line, and remember the claims a batch could not hand back.
+error, and say it in one line. (What a batch could not write or hand back is owed by the
+completer: ``bgtask.worker.completer.Owed``.)
 
 An *outage* (connection refused or dropped, server shutting down or restarting, too many
 connections, a lock wait that timed out) is worth waiting out: ``process_tasks`` retries with
 backoff. A wrong password, a missing database, table or column is not: waiting cannot fix it, so
 it ends ``process_tasks`` with one line saying what to check.
-
-The carry-over: when a batch loses the database it cannot put back the tasks it claimed but did
-not start. They would stay ``running`` until their lease expires. The batch remembers them here
-(in this process only), and the next ``run_batch`` in the process releases them first thing, so
-they are claimable again as soon as the database answers. A process that never comes back
-leaves them to the lease (``BGTASK_LEASE_SECONDS``).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 
 from django.db import InterfaceError, OperationalError, connections
 
@@ -101,46 +95,3 @@ def log_housekeeping_failure(log: logging.Logger, what: str, error: BaseExceptio
         log.info("%s skipped, the database is unavailable: %s", what, first_line(error))
     else:
         log.exception("%s failed; the next batch will try again.", what)
-
-
-# -- carry-over of claims a batch could not release ------------------------------------------------
-
-_lock = threading.Lock()
-# (alias, worker_id) -> ids claimed by that worker id and never started.
-_unreleased: dict[tuple[str, str], set[int]] = {}
-
-
-def remember_unreleased(alias: str, worker_id: str, task_ids: list[int]) -> None:
-    """Keep ``task_ids`` (claimed by ``worker_id``, not started) to release when the database
-    is back."""
-    if not task_ids:
-        return
-    with _lock:
-        _unreleased.setdefault((alias, worker_id), set()).update(task_ids)
-    logger.info(
-        "%d claimed task(s) could not be released (the database is unavailable); they are "
-        "released when it answers again, or claimable once their lease expires.",
-        len(task_ids),
-    )
-
-
-def pending_unreleased(alias: str) -> dict[str, list[int]]:
-    """worker_id -> ids remembered for ``alias`` (a copy)."""
-    with _lock:
-        return {w: sorted(ids) for (a, w), ids in _unreleased.items() if a == alias}
-
-
-def release_unreleased(store) -> int:
-    """Release what earlier batches of this process could not; return how many went back.
-
-    Raises the database error if the database is still away (the ids stay remembered)."""
-    released = 0
-    for worker_id, ids in pending_unreleased(store.alias).items():
-        released += store.release(ids, worker_id)
-        # The release is guarded by the lease holder, so rows rescued or finished meanwhile are
-        # simply not touched: forget them all.
-        with _lock:
-            _unreleased.pop((store.alias, worker_id), None)
-    if released:
-        logger.info("Released %d task(s) claimed before the database was lost.", released)
-    return released

@@ -9,6 +9,7 @@ from bgtask import run_batch
 from bgtask.cancellation import cancel, cancel_queued
 from bgtask.models import Task
 from bgtask.store import TaskStore
+from bgtask.worker.completer import Completer
 from bgtask.worker.execution import execute
 from tests.features import tasks
 from tests.sampleapp.models import Execution
@@ -33,7 +34,7 @@ def test_a_running_task_is_not_cancelled_and_finishes():
     [claimed] = store.claim_due("w", 1, timezone.now() + timedelta(minutes=5))
     assert cancel(task.pk) is False
     assert Task.objects.get(pk=task.pk).status == Task.RUNNING
-    execute(claimed, store)
+    Completer(store, "w", group_size=1, max_delay=0).record(execute(claimed))
     assert Task.objects.get(pk=task.pk).status == Task.SUCCEEDED
 
 

@@ -18,7 +18,7 @@ from bgtask.exceptions import DatabaseUnavailable
 from bgtask.models import Task
 from bgtask.signals import task_started
 from bgtask.store import TaskStore
-from bgtask.worker import outages
+from bgtask.worker.completer import OWED
 from tests.conftest import REPO_ROOT, run_python, wait_for, worker_env
 from tests.reliability.helpers import enqueue_records, execution_counts
 from tests.serverless_faults.conftest import DB_PASSWORD, SwitchableDatabase
@@ -163,7 +163,7 @@ def test_claims_a_batch_could_not_release_are_released_by_the_next_batch(monkeyp
         task_started.disconnect(stop_on_second)
     stranded = Task.objects.running()
     assert stranded.count() >= 1
-    pending = outages.pending_unreleased("default")
+    pending = OWED.pending_hand_back("default")
     assert sorted(i for ids in pending.values() for i in ids) == sorted(
         stranded.values_list("id", flat=True)
     )
@@ -171,7 +171,7 @@ def test_claims_a_batch_could_not_release_are_released_by_the_next_batch(monkeyp
     monkeypatch.setattr(TaskStore, "release", real_release)
     result = run_batch(30)
     assert result.released == len(pending[next(iter(pending))]) and result.rescued == 0
-    assert outages.pending_unreleased("default") == {}
+    assert OWED.pending_hand_back("default") == {}
     assert not Task.objects.running().exists()
     assert execution_counts() == {f"k{i}": 1 for i in range(8)}
 
@@ -190,12 +190,12 @@ def test_a_task_whose_outcome_cannot_be_written_is_released_by_the_next_batch(mo
         run_batch(30)
     task.refresh_from_db()
     assert (task.status, task.attempts) == (Task.RUNNING, 0)
-    assert outages.pending_unreleased("default") == {task.locked_by: [task.id]}
+    assert OWED.pending_hand_back("default") == {task.locked_by: [task.id]}
 
     monkeypatch.setattr(TaskStore, "mark_retry", real_mark_retry)
     result = run_batch(30)
     assert (result.released, result.retried, result.rescued) == (1, 1, 0)
-    assert outages.pending_unreleased("default") == {}
+    assert OWED.pending_hand_back("default") == {}
     task.refresh_from_db()
     # Run again at once; the attempt whose outcome was lost is not counted.
     assert (task.status, task.attempts) == (Task.QUEUED, 1)

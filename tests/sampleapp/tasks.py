@@ -1,5 +1,6 @@
 """Sample tasks for the tests; autodiscovered because this app is installed."""
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -58,3 +59,22 @@ def block_until_file(key, started_path, release_path, timeout=60):
 @background(name="sample.default_schedule", schedule=60)
 def scheduled_later(key):
     Execution.objects.create(key=key, pid=os.getpid())
+
+
+@background(name="sample.async_record")
+async def async_record(key):
+    """An async def task: its body awaits, writes through the async ORM, and returns a value."""
+    await asyncio.sleep(0.01)
+    await Execution.objects.acreate(key=key, pid=os.getpid())
+    return {"key": key, "async": True}
+
+
+@background(name="sample.async_block_until_file")
+async def async_block_until_file(key, started_path, release_path, timeout=60):
+    """block_until_file for the event loop: waits with await, never blocking the loop."""
+    await Execution.objects.acreate(key=key, pid=os.getpid())
+    Path(started_path).write_text(str(os.getpid()))
+    deadline = time.monotonic() + timeout
+    while not Path(release_path).exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return "released"

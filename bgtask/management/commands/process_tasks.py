@@ -1,8 +1,14 @@
 """``manage.py process_tasks``: call run_batch again and again for ``--duration`` seconds.
 
 From crontab, ``process_tasks --duration 55`` every minute gives a worker that is always
-restarted, never leaks, and needs no supervisor. SIGTERM or SIGINT: the running task finishes, the
-tasks claimed but not started are released, and the command exits 0.
+restarted, never leaks, and needs no supervisor. ``--concurrency N`` runs up to N tasks at once.
+SIGTERM or SIGINT: the tasks in flight finish, the tasks claimed but not started are released,
+and the command exits 0.
+
+A clean exit (SIGTERM, or the end of ``--duration``) during an outage first tries, for up to
+``BGTASK_EXIT_GRACE`` seconds, to write what it owes the database (outcomes of tasks that ran,
+claims to hand back). What it still cannot write is logged: those tasks stay ``running`` until
+their lease ends, then are rescued (a success not written runs again; the attempt is counted).
 
 A database outage does not end it: it logs one WARNING, retries with capped backoff, logs one
 INFO when the database is back, and still stops on a signal or at the end of ``--duration``
@@ -21,9 +27,12 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, InterfaceError, OperationalError, router
 
+from bgtask import conf
 from bgtask.enqueue.validation import check_queue
 from bgtask.models import Task
+from bgtask.store import TaskStore
 from bgtask.worker.batch import run_batch
+from bgtask.worker.completer import OWED, Completer
 from bgtask.worker.outages import first_line, is_outage, unavailable
 
 logger = logging.getLogger("bgtask.process_tasks")
@@ -112,6 +121,13 @@ class Command(BaseCommand):
             default=5.0,
             help="Seconds to sleep when no task was due. Default 5.",
         )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=None,
+            help="Tasks run at once: sync tasks on this many threads, async def tasks on one "
+            "event loop. Default BGTASK_CONCURRENCY (1).",
+        )
         parser.add_argument("--queue", default=None, help="Only run tasks of this queue.")
         parser.add_argument("--log-file", default=None, help="Also write bgtask's log here.")
         parser.add_argument(
@@ -136,6 +152,7 @@ class Command(BaseCommand):
         log_file: str | None,
         log_std: bool,
         log_level: str | None,
+        concurrency: int | None = None,
         **options,
     ) -> None:
         if sleep != sleep or sleep < 0 or sleep == float("inf"):
@@ -148,6 +165,9 @@ class Command(BaseCommand):
                 check_queue(queue)
             except (TypeError, ValueError) as exc:
                 raise CommandError(f"--queue: {exc}") from None
+        if concurrency is not None and concurrency < 1:
+            raise CommandError(f"--concurrency must be 1 or more, got {concurrency}.")
+        self.concurrency = conf.concurrency() if concurrency is None else concurrency
         self._configure_logging(log_file, log_level, log_std)
 
         stop = threading.Event()
@@ -161,6 +181,7 @@ class Command(BaseCommand):
             }
         try:
             totals = self._loop(duration, sleep, queue, stop)
+            self._settle_before_exit()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -182,7 +203,7 @@ class Command(BaseCommand):
                 if not checked:
                     self.check()
                     checked = True
-                result = run_batch(budget, queue=queue, stop=stop)
+                result = run_batch(budget, queue=queue, stop=stop, concurrency=self.concurrency)
             except (OperationalError, InterfaceError) as exc:
                 if not is_outage(exc):
                     raise CommandError(
@@ -208,6 +229,39 @@ class Command(BaseCommand):
                 if pause > 0:
                     stop.wait(pause)
         return totals
+
+    def _settle_before_exit(self) -> None:
+        """Before a clean exit, keep trying for ``BGTASK_EXIT_GRACE`` seconds to write what this
+        process owes a database that went away, then say exactly what is left."""
+        if not OWED.count():
+            return
+        grace = conf.exit_grace()
+        deadline = time.monotonic() + grace
+        wait = OUTAGE_FIRST_WAIT
+        while True:
+            try:
+                Completer(
+                    TaskStore(),
+                    "exit",
+                    group_size=conf.outcome_batch(),
+                    max_delay=conf.outcome_max_delay(),
+                ).settle_owed()
+            except (OperationalError, InterfaceError) as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    logger.warning(
+                        "Exiting with %d outcome(s) and claim(s) not written (%s): those tasks "
+                        "stay running until their lease ends, then are rescued and run again "
+                        "(the attempt is counted).",
+                        OWED.count(),
+                        first_line(exc),
+                    )
+                    return
+                time.sleep(min(wait, left))
+                wait = min(wait * 2, OUTAGE_MAX_WAIT)
+                continue
+            logger.info("Wrote what this worker owed the database before exiting.")
+            return
 
     def _configure_logging(
         self, log_file: str | None, log_level: str | None, log_std: bool

@@ -1,0 +1,309 @@
+"""The runner: runs claimed tasks, one at a time or N at once, and hands back their outcomes.
+
+With ``concurrency=1`` a task runs in the calling thread (the batch's own), exactly as bgtask always
+ran: a ``SIGALRM`` timer stops it at its ``timeout`` (which also interrupts blocking I/O), and an
+``async def`` task runs on an event loop of that thread.
+
+With ``concurrency=N`` (N > 1) up to N tasks are in flight at once: sync tasks on a pool of N
+threads, ``async def`` tasks as coroutines on one event loop in a thread of its own. Their sum never
+exceeds N. A sync task's time limit is raised in its thread at its next Python instruction (not
+inside a blocking C call; ``bgtask.timeouts``); an async task is cancelled at its next ``await``.
+Each thread closes its database connections when the batch ends, and drops a broken one after a
+task.
+
+The runner writes nothing: each finished task's ``Outcome`` is queued for the batch's thread,
+which gives it to the completer (``bgtask.worker.completer``). So every outcome is written by one
+writer, in one thread, on one connection, however many tasks ran at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import connections
+
+from bgtask import timeouts
+from bgtask.exceptions import TaskAbandoned
+from bgtask.models import Task
+from bgtask.worker.execution import Outcome, aexecute, execute, is_async, outcome_of_error
+
+logger = logging.getLogger("bgtask.runner")
+
+_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+_set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
+_clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+)
+
+# What a runner tells the batch when a task starts and ends (the heartbeat's bookkeeping).
+StartedCallback = Callable[[int], None]
+FinishedCallback = Callable[[int], None]
+
+
+@dataclass
+class _Running:
+    """One task in flight: where it runs, so that a lost lease can stop it."""
+
+    task: Task
+    thread_id: int | None = None  # a sync task's thread
+    coroutine_task: asyncio.Task | None = None  # an async task's asyncio.Task
+    loop: asyncio.AbstractEventLoop | None = None
+    stopped: bool = False  # TaskAbandoned was sent to it
+
+
+class Runner:
+    """Runs up to ``concurrency`` tasks at once (see the module's docstring).
+
+    >>> runner = Runner(concurrency=8, on_started=beat.task_started, on_finished=beat.task_ended)
+    >>> while runner.free_slots(): runner.start(task, limit)
+    >>> for outcome in runner.finished(timeout=0.5): completer.record(outcome)
+    >>> runner.close()
+    """
+
+    def __init__(
+        self,
+        concurrency: int,
+        *,
+        on_started: StartedCallback | None = None,
+        on_finished: FinishedCallback | None = None,
+    ) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be an int of 1 or more, got {concurrency!r}.")
+        self.concurrency = concurrency
+        self.on_started = on_started or (lambda task_id: None)
+        self.on_finished = on_finished or (lambda task_id: None)
+        self._done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._running: dict[int, _Running] = {}
+        self._in_flight = 0
+        # concurrency 1: an event loop of the calling thread, made at the first async task.
+        self._inline_loop: asyncio.Runner | None = None
+        # concurrency N: the pool's threads and their work queue, and one event loop thread.
+        self._work: queue.SimpleQueue[tuple[Task, timeouts.Limit] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+
+    # -- what the batch asks --------------------------------------------------------------------
+
+    def free_slots(self) -> int:
+        with self._lock:
+            return self.concurrency - self._in_flight
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    def start(self, task: Task, limit: timeouts.Limit) -> None:
+        """Start ``task`` (a free slot must be there). With concurrency 1 it runs to its end
+        before this returns."""
+        with self._lock:
+            if self._in_flight >= self.concurrency:
+                raise RuntimeError("Runner.start() called with no free slot.")
+            self._in_flight += 1
+            self._running[task.id] = _Running(task)
+        if self.concurrency == 1:
+            self._run_inline(task, limit)
+        elif is_async(task):
+            self._start_async(task, limit)
+        else:
+            self._start_thread(task, limit)
+
+    def finished(self, timeout: float | None = 0.0) -> list[Outcome]:
+        """The outcomes of tasks that ended since the last call. Waits up to ``timeout`` seconds
+        (None: until one ends) when none has ended yet and some are in flight."""
+        outcomes: list[Outcome] = []
+        with contextlib.suppress(queue.Empty):
+            if timeout == 0.0 or (not self.in_flight() and self._done.empty()):
+                outcomes.append(self._done.get_nowait())
+            else:
+                outcomes.append(self._done.get(timeout=timeout))
+        with contextlib.suppress(queue.Empty):
+            while True:
+                outcomes.append(self._done.get_nowait())
+        return outcomes
+
+    def stop_abandoned(self, task_ids: set[int]) -> int:
+        """Stop the tasks in flight whose lease was lost (another worker took them over): raise
+        ``TaskAbandoned`` in a sync task's thread, cancel an async task. Returns how many."""
+        stopped = 0
+        with self._lock:
+            for task_id in task_ids:
+                running = self._running.get(task_id)
+                if running is None or running.stopped:
+                    continue
+                if running.coroutine_task is not None and running.loop is not None:
+                    running.loop.call_soon_threadsafe(running.coroutine_task.cancel)
+                elif running.thread_id is not None:
+                    _set_async_exc(running.thread_id, ctypes.py_object(TaskAbandoned))
+                else:
+                    continue
+                running.stopped = True
+                stopped += 1
+                logger.warning(
+                    "Task %s #%s: this worker's lease was lost and another worker took the task "
+                    "over; stopping this run of it (TaskAbandoned).",
+                    running.task.task_name,
+                    task_id,
+                )
+        return stopped
+
+    def close(self) -> None:
+        """End the pool's threads and the event loop (each closes its database connections).
+        Call once nothing is in flight."""
+        for _ in self._threads:
+            self._work.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._loop_thread is not None:
+                self._loop_thread.join()
+            self._loop = self._loop_thread = None
+        if self._inline_loop is not None:
+            self._inline_loop.close()
+            self._inline_loop = None
+
+    # -- running --------------------------------------------------------------------------------
+
+    def _began(self, task: Task) -> _Running | None:
+        with self._lock:
+            running = self._running.get(task.id)
+            if running is not None:
+                running.thread_id = threading.get_ident()
+        self.on_started(task.id)
+        return running
+
+    def _ended(self, outcome: Outcome) -> None:
+        task_id = outcome.task.id
+        with self._lock:
+            running = self._running.pop(task_id, None)
+            if running is not None and running.stopped and running.thread_id is not None:
+                # A TaskAbandoned sent as the task ended may still be pending: drop it.
+                _clear_async_exc(running.thread_id, None)
+        self.on_finished(task_id)
+        with self._lock:
+            self._in_flight -= 1
+        self._done.put(outcome)
+
+    def _run_inline(self, task: Task, limit: timeouts.Limit) -> None:
+        outcome = None
+        try:
+            self._began(task)
+            if is_async(task):
+                if self._inline_loop is None:
+                    self._inline_loop = asyncio.Runner()
+                outcome = self._inline_loop.run(self._inline_aexecute(task, limit))
+            else:
+                outcome = execute(task, limit)
+        except TaskAbandoned as exc:  # arrived between the task's end and this line
+            outcome = outcome_of_error(task, exc)
+        finally:
+            if outcome is None:  # an error of the runner itself: the task is handed back
+                with self._lock:
+                    self._running.pop(task.id, None)
+                    self._in_flight -= 1
+                self.on_finished(task.id)
+        self._ended(outcome)
+
+    def _start_thread(self, task: Task, limit: timeouts.Limit) -> None:
+        self._work.put((task, limit))
+        with self._lock:
+            busy = self._in_flight - sum(1 for r in self._running.values() if r.coroutine_task)
+        if len(self._threads) < min(self.concurrency, busy):
+            thread = threading.Thread(
+                target=self._thread_main, name=f"bgtask-task-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _thread_main(self) -> None:
+        try:
+            while True:
+                item = self._work.get()
+                if item is None:
+                    return
+                task, limit = item
+                try:
+                    self._began(task)
+                    outcome = execute(task, limit)
+                except TaskAbandoned as exc:  # arrived between the task's end and this line
+                    outcome = outcome_of_error(task, exc)
+                self._ended(outcome)
+                _drop_broken_connections()
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    def _start_async(self, task: Task, limit: timeouts.Limit) -> None:
+        if self._loop is None:
+            ready = threading.Event()
+
+            def loop_main() -> None:
+                loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(loop)
+                self._loop = loop
+                ready.set()
+                try:
+                    loop.run_forever()
+                finally:
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                    loop.close()
+                    connections.close_all()
+
+            self._loop_thread = threading.Thread(
+                target=loop_main, name="bgtask-event-loop", daemon=True
+            )
+            self._loop_thread.start()
+            ready.wait()
+        asyncio.run_coroutine_threadsafe(self._aexecute(task, limit), self._loop).add_done_callback(
+            lambda future: None
+        )
+
+    async def _inline_aexecute(self, task: Task, limit: timeouts.Limit) -> Outcome:
+        with self._lock:
+            running = self._running.get(task.id)
+            if running is not None:  # a lost lease cancels it rather than raising in the thread
+                running.coroutine_task = asyncio.current_task()
+                running.loop = asyncio.get_running_loop()
+        return await aexecute(task, limit)
+
+    async def _aexecute(self, task: Task, limit: timeouts.Limit) -> Outcome:
+        current = asyncio.current_task()
+        with self._lock:
+            running = self._running.get(task.id)
+            if running is not None:
+                running.coroutine_task, running.loop = current, asyncio.get_running_loop()
+        self.on_started(task.id)
+        try:
+            outcome = await aexecute(task, limit)
+        except BaseException as exc:  # the runner's own failure: still an outcome, never lost
+            outcome = outcome_of_error(task, exc)
+        self._ended(outcome)
+        return outcome
+
+
+def _drop_broken_connections() -> None:
+    """After a task on a pool thread: close a connection the task left broken or inside a
+    transaction, so the thread's next task starts clean."""
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is None:
+            continue
+        if connection.in_atomic_block or (connection.errors_occurred and not _usable(connection)):
+            with contextlib.suppress(Exception):
+                connection.close()
+        connection.errors_occurred = False
+
+
+def _usable(connection) -> bool:
+    try:
+        return connection.is_usable()
+    except Exception:
+        return False
