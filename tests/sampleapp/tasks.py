@@ -78,3 +78,25 @@ async def async_block_until_file(key, started_path, release_path, timeout=60):
     while not Path(release_path).exists() and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     return "released"
+
+
+@background(name="sample.block_and_mark")
+def block_and_mark(key, folder, release_path, timeout=120):
+    """Announce a start as folder/started-<pid>, wait for release_path, then leave
+    folder/finished-<pid>: a run stopped on the way never leaves its finished file."""
+    Execution.objects.create(key=key, pid=os.getpid())
+    Path(folder, f"started-{os.getpid()}").write_text(key)
+    deadline = time.monotonic() + timeout
+    while not Path(release_path).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    Path(folder, f"finished-{os.getpid()}").write_text(key)
+    return "finished"
+
+
+@background(name="sample.nested_result")
+def nested_result(depth=100_000):
+    """Returns a list nested deeper than the JSON encoder can go."""
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
