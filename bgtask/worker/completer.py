@@ -354,5 +354,4 @@ def _send(signal: Signal, task: Task, **kwargs: object) -> None:
                 task.task_name,
                 task.id,
                 summary(response),
-                exc_info=(type(response), response, response.__traceback__),
-            )
+            )  # Django's send_robust logs the traceback (logger django.dispatch)
