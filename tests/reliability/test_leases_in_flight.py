@@ -20,6 +20,7 @@ from bgtask.worker.completer import OWED
 from tests.conftest import start_process_tasks, wait_for
 from tests.reliability.helpers import enqueue_records, execution_counts
 from tests.sampleapp import tasks
+from tests.sampleapp.models import Execution
 
 LEASE = "2"
 
@@ -47,7 +48,11 @@ def test_a_dead_workers_tasks_are_rescued_while_the_other_workers_are_in_a_long_
         doomed = start_process_tasks(
             "--duration", "0", "--concurrency", "2", BGTASK_TEST_LEASE_SECONDS=LEASE
         )
-        wait_for(lambda: len(list(dead_folder.iterdir())) == 2, timeout=60, message="the victims")
+        wait_for(
+            lambda: Execution.objects.filter(key__startswith="victim").count() == 2,
+            timeout=60,
+            message="the victims",
+        )
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=30)
         # The busy worker is still inside its first batch (its task has not been released), yet
