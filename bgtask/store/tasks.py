@@ -183,7 +183,7 @@ class TaskStore:
         capped = capped or {}
         rows = Task.objects.using(self.alias).filter(status=Task.RUNNING, locked_by=worker_id)
         renewed = (rows.exclude(id__in=list(capped)) if capped else rows).update(locked_until=until)
-        now = clock.now(self.alias)
+        now = clock.now(self.alias) if capped else None
         for task_id, cap in capped.items():
             if cap > now:
                 renewed += rows.filter(id=task_id).update(locked_until=min(cap, until))

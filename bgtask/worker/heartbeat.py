@@ -105,7 +105,7 @@ class Heartbeat:
         with self._lock:
             return self._lease_set_at + self._lease_length - time.monotonic()
 
-    def task_started(self, task_id: int = 0) -> None:
+    def task_started(self, task_id: int) -> None:
         # Only the monotonic clock here: this runs once per task, and the database time of the
         # start is worked out by the thread when it renews (a share of a short task's cost).
         with self._lock:
@@ -116,7 +116,7 @@ class Heartbeat:
             )
             self._thread.start()
 
-    def task_finished(self, task_id: int = 0) -> None:
+    def task_finished(self, task_id: int) -> None:
         with self._lock:
             self._running.pop(task_id, None)
 

@@ -101,7 +101,7 @@ def test_one_renewal_is_one_statement_for_every_task_the_worker_holds():
     claimed = store.claim_due(worker_id, 10, beat.lease_until())
     assert len(claimed) == 5
     Task.objects.update(locked_until=timezone.now() + timedelta(seconds=5))
-    beat.task_started()
+    beat.task_started(claimed[0].id)
     clock.offset()  # measured beforehand: the renewal itself is the only statement
     with CaptureQueriesContext(connection) as queries:
         assert beat.renew() == 5
@@ -125,7 +125,7 @@ def test_renewal_never_extends_a_lease_past_max_run_time():
     store, worker_id = TaskStore(), new_worker_id()
     beat = Heartbeat("default", worker_id, lease_seconds=60, max_run_time=1)
     (task,) = store.claim_due(worker_id, 1, beat.lease_until())
-    beat.task_started()
+    beat.task_started(task.id)
     started = clock.now()
     beat.renew()
     task.refresh_from_db()
@@ -143,8 +143,8 @@ def test_a_failed_renewal_does_not_touch_the_task(caplog):
     tasks.record("renewal-fails")
     store, worker_id = TaskStore(), new_worker_id()
     beat = Heartbeat("default", worker_id, lease_seconds=60, max_run_time=3600)
-    store.claim_due(worker_id, 1, beat.lease_until())
-    beat.task_started()
+    (task,) = store.claim_due(worker_id, 1, beat.lease_until())
+    beat.task_started(task.id)
     with mock.patch.object(
         Task.objects.none().__class__, "update", side_effect=OperationalError("server gone")
     ):
