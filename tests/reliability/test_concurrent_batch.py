@@ -6,6 +6,7 @@ row's state), with a generous ceiling, never a fixed sleep.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 from datetime import timedelta
@@ -242,3 +243,45 @@ def test_no_task_starts_after_the_budget_with_n_threads(tmp_path):
     assert not any(key.startswith("late") for key in execution_counts())
     assert Task.objects.filter(pk__in=[t.pk for t in behind], status=Task.QUEUED).count() == 10
     assert not Execution.objects.filter(key__startswith="late").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_async_callers_enqueue_with_the_awaitable_forms():
+    from django.core.exceptions import SynchronousOnlyOperation
+
+    from bgtask.bulk import aenqueue_many
+
+    async def async_view():
+        with pytest.raises(SynchronousOnlyOperation):
+            tasks.record("sync-call-in-async-code")  # why the awaitable forms exist
+        first = await tasks.record.adelay("a", schedule=0)
+        second = await tasks.record.aenqueue(["b"], queue="mail")
+        count = await aenqueue_many(
+            [tasks.record.call("c"), tasks.add.call(1, 2)], return_tasks=False
+        )
+        return first, second, count, await tasks.add.anow(2, 3)
+
+    first, second, count, summed = asyncio.run(async_view())
+    assert (first.queue, second.queue, count, summed) == ("default", "mail", 2, 5)
+    assert Task.objects.count() == 4
+    assert run_batch(30).succeeded == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_periodic_async_task_runs_its_body():
+    from bgtask.periodic import periodic
+
+    @periodic("* * * * *", name="tests.async_periodic")
+    async def tick():
+        await Execution.objects.acreate(key="tick", pid=0)
+        return "ticked"
+
+    try:
+        tick.enqueue()
+        assert run_batch(30).succeeded >= 1
+        assert execution_counts()["tick"] >= 1
+        assert Task.objects.filter(task_name="tests.async_periodic", result='"ticked"').exists()
+    finally:
+        from bgtask import registry
+
+        registry.unregister("tests.async_periodic")
