@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import router, transaction
+from django.db import router
 
 from bgtask.features.uniqueness import insert_unique
 from bgtask.models import Task
@@ -27,7 +27,7 @@ def insert_row(row: dict[str, Any], using: str | None = None) -> Task:
     if unique:
         insert_unique(task, unique, using)
     else:
-        task.save(using=using, force_insert=True)
+        TaskStore(using).insert(task)
     return task
 
 
@@ -56,9 +56,7 @@ def enqueue_rows(
         return count
     if not rows:
         return []
-    with transaction.atomic(using=using):
-        # One statement (SQLite splits it only beyond its bound-parameter limit).
-        created = Task.objects.using(using).bulk_create([Task(**fields) for fields in rows])
+    created = TaskStore(using).insert_many([Task(**fields) for fields in rows])
     for task in created:
         task_enqueued.send(sender=Task, task=task)
     return created

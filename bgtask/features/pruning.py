@@ -20,14 +20,19 @@ from django.utils import timezone
 
 from bgtask import conf
 from bgtask.models import Task
+from bgtask.store import TaskStore
 
 logger = logging.getLogger("bgtask.pruning")
+
+
+def _retention(retention: timedelta | None) -> timedelta | None:
+    return retention if retention is not None else conf.retention()
 
 
 def prunable(now: datetime | None = None, retention: timedelta | None = None, using=None):
     """The finished tasks older than the retention (an empty queryset when pruning is off)."""
     using = using or router.db_for_write(Task)
-    retention = retention if retention is not None else conf.retention()
+    retention = _retention(retention)
     tasks = Task.objects.using(using)
     if retention is None:
         return tasks.none()
@@ -62,7 +67,9 @@ def prune(
         if not ids:
             break
         # Re-check the state in the DELETE: a row "retried" from the admin meanwhile is kept.
-        count, _ = candidates.filter(id__in=ids).delete()
+        count = TaskStore(using).delete_finished(
+            ids, (Task.SUCCEEDED, Task.FAILED), (now or timezone.now()) - _retention(retention)
+        )
         deleted += count
         chunks += 1
         if len(ids) < chunk_size:

@@ -22,6 +22,7 @@ from django.utils import timezone
 from bgtask import clock
 from bgtask.models import Task
 from bgtask.signals import task_enqueued
+from bgtask.store import TaskStore
 
 logger = logging.getLogger("bgtask.repeating")
 
@@ -112,14 +113,14 @@ def enqueue_next(task: Task, using: str, now: datetime | None = None) -> Task | 
         return None
     fields = {name: getattr(task, name) for name in CARRIED_FIELDS}
     repetition = Task(**fields, run_at=due, unique_key=task.unique_key)
+    store = TaskStore(using)
     try:
         with transaction.atomic(using=using):
-            repetition.save(using=using, force_insert=True)
+            store.insert(repetition)
     except IntegrityError:
         if repetition.unique_key is None:
             raise
-        repetition = Task(**fields, run_at=due)
-        repetition.save(using=using, force_insert=True)
+        repetition = store.insert(Task(**fields, run_at=due))
     task_enqueued.send(sender=Task, task=repetition)
     logger.debug("Task %s #%s repeats as #%s at %s", task.task_name, task.id, repetition.id, due)
     return repetition
@@ -150,7 +151,7 @@ def continue_abandoned_chains(now: datetime | None = None, using: str | None = N
     continued = 0
     for task in candidates:
         with transaction.atomic(using=using):
-            if not rows.filter(pk=task.pk, status=Task.FAILED, repeat=task.repeat).update(repeat=0):
+            if not TaskStore(using).end_repeat_chain(task.pk, task.repeat):
                 continue  # another batch continued it
             if enqueue_next(task, using, now) is not None:
                 continued += 1

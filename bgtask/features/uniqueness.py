@@ -24,6 +24,7 @@ from django.db import IntegrityError, OperationalError, router, transaction
 
 from bgtask.exceptions import DuplicateTask
 from bgtask.models import Task
+from bgtask.store import TaskStore
 
 REFUSE, REPLACE = "refuse", "replace"
 # Attempts at a unique insert when concurrent enqueuers keep taking the key from under us.
@@ -61,11 +62,11 @@ def insert_unique(task: Task, mode: str, using: str | None = None) -> Task:
     for _ in range(INSERT_ATTEMPTS):
         try:
             with transaction.atomic(using=using):
+                store = TaskStore(using)
                 if mode == REPLACE:
-                    Task.objects.using(using).filter(unique_key=key, status=Task.QUEUED).delete()
+                    store.delete_queued_with_key(key)
                 task.pk = None
-                task.save(using=using, force_insert=True)
-                return task
+                return store.insert(task)
         except IntegrityError:
             holder = _holder(key, using)
             if holder is None:

@@ -199,6 +199,47 @@ class TaskStore:
 
     # -- enqueueing --------------------------------------------------------------------------
 
+    def insert(self, task: Task) -> Task:
+        """Write one new task row (``task`` unsaved); return it with its id."""
+        task.save(using=self.alias, force_insert=True)
+        return task
+
+    def insert_many(self, tasks: Sequence[Task]) -> list[Task]:
+        """Write new task rows in one statement, all or none; return them with their ids."""
+        with transaction.atomic(using=self.alias):
+            # One statement (SQLite splits it only beyond its bound-parameter limit).
+            return Task.objects.using(self.alias).bulk_create(list(tasks))
+
+    def delete_queued_with_key(self, unique_key: str) -> int:
+        """Delete the queued row holding ``unique_key`` (``unique="replace"``); the rows deleted."""
+        deleted, _ = (
+            Task.objects.using(self.alias)
+            .filter(unique_key=unique_key, status=Task.QUEUED)
+            .delete()
+        )
+        return deleted
+
+    def end_repeat_chain(self, task_id: int, repeat: int) -> bool:
+        """Take the repetition step off a failed repeating row (its successor carries the chain);
+        False when another batch already did."""
+        return bool(
+            Task.objects.using(self.alias)
+            .filter(pk=task_id, status=Task.FAILED, repeat=repeat)
+            .update(repeat=0)
+        )
+
+    def delete_finished(
+        self, task_ids: Sequence[int], statuses: Sequence[str], finished_before: datetime
+    ) -> int:
+        """Delete the rows of ``task_ids`` still in one of ``statuses`` and finished before
+        ``finished_before`` (pruning re-checks the state in the DELETE); the rows deleted."""
+        deleted, _ = (
+            Task.objects.using(self.alias)
+            .filter(id__in=list(task_ids), status__in=statuses, finished_at__lt=finished_before)
+            .delete()
+        )
+        return deleted
+
     def insert_rows(self, rows: Sequence[dict[str, object]]) -> int:
         """Insert many new tasks, all or none, a few large INSERT statements in one transaction.
 
