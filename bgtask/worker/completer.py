@@ -85,7 +85,8 @@ class Owed:
         if not task_ids:
             return
         with self.lock:
-            self.hand_back.setdefault((alias, worker_id), set()).update(task_ids)
+            held = self.hand_back.setdefault((alias, worker_id), set())
+            held |= set(task_ids)
         logger.info(
             "%d task(s) could not be handed back (the database is unavailable); they are "
             "released when it answers again, or claimable once their lease expires.",
