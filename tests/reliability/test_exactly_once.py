@@ -11,8 +11,9 @@ from tests.reliability.helpers import enqueue_records, execution_counts, size
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("concurrency", [1, 8], ids=["one-at-a-time", "8-threads-each"])
 @pytest.mark.django_db(transaction=True)
-def test_every_task_runs_exactly_once_under_contention(full_count):
+def test_every_task_runs_exactly_once_under_contention(full_count, concurrency):
     sqlite = connection.vendor == "sqlite"
     # SQLite has one writer at a time: 2 processes is the realistic contention there.
     workers = 2 if sqlite else size(full_count, 8, 4)
@@ -21,7 +22,7 @@ def test_every_task_runs_exactly_once_under_contention(full_count):
     enqueue_records(keys)
 
     started = time.monotonic()
-    processes = [start_batch_process(600) for _ in range(workers)]
+    processes = [start_batch_process(600, concurrency=concurrency) for _ in range(workers)]
     results = [batch_result(process, timeout=900) for process in processes]
     elapsed = time.monotonic() - started
 
@@ -33,7 +34,8 @@ def test_every_task_runs_exactly_once_under_contention(full_count):
     assert Task.objects.succeeded().count() == count
     assert not Task.objects.filter(status__in=[Task.QUEUED, Task.RUNNING]).exists()
     print(
-        f"\n[exactly-once] {connection.vendor}: {workers} processes, {count} tasks, "
+        f"\n[exactly-once] {connection.vendor}: {workers} processes x concurrency {concurrency}, "
+        f"{count} tasks, "
         f"{elapsed:.1f}s ({count / elapsed:.0f} tasks/s), per worker "
         f"{[r['succeeded'] for r in results]}"
     )
