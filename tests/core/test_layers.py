@@ -265,3 +265,52 @@ def test_the_documented_import_paths_work():
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
         bgtask.nothing_here  # noqa: B018
     assert set(bgtask.__all__) <= set(dir(bgtask))
+
+
+# -- store/ is the only code that writes a task row ------------------------------------------------
+
+# Calls that write rows through the ORM. ``update`` counts when called on a query (a call chain
+# such as ``Task.objects.filter(...).update(...)``); on a plain name it is usually a dict's.
+ROW_WRITES = {"save", "delete", "bulk_create", "bulk_update", "create", "get_or_create"}
+# Writes to tables of their own (not bgtask_task), by module: the receivers they write through.
+OWN_TABLES = {
+    # PeriodicOccurrence, one row per @periodic schedule (``table`` is its manager).
+    "bgtask.features.periodic": ("table", "PeriodicOccurrence"),
+    # ImportedTask, the import's bookkeeping of copied rows.
+    "bgtask.enqueue.legacy_import": ("ImportedTask",),
+}
+
+
+def _task_row_writes(path: Path, own: tuple[str, ...] = ()) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        name, receiver = node.func.attr, node.func.value
+        on_query = isinstance(receiver, ast.Call) or (
+            isinstance(receiver, ast.Attribute) and receiver.attr == "objects"
+        )
+        if own and ast.unparse(receiver).startswith(own):
+            continue
+        if name in ROW_WRITES or (name in {"update", "raw"} and on_query):
+            found.append(f"{path.name}:{node.lineno} .{name}()")
+    return found
+
+
+def test_only_the_store_writes_task_rows():
+    writers = {
+        name: writes
+        for name, path in MODULES.items()
+        if not name.startswith("bgtask.store")
+        and (writes := _task_row_writes(path, OWN_TABLES.get(name, ())))
+    }
+    assert writers == {}
+
+
+def test_the_row_write_finder_sees_writes():
+    sample = PACKAGE_DIR.parent / "build" / "layers_sample.py"
+    sample.parent.mkdir(exist_ok=True)
+    sample.write_text(
+        "Task.objects.filter(pk=1).update(status='x')\ntask.save()\nsummary.update(a=1)\n"
+    )
+    assert [w.split(" ")[1] for w in _task_row_writes(sample)] == [".update()", ".save()"]

@@ -14,7 +14,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from bgtask import run_batch
+from bgtask import registry, run_batch
+from bgtask.features import periodic as features_periodic
 from bgtask.models import Task
 from tests.conftest import batch_result, start_batch_process, start_process_tasks, wait_for
 from tests.reliability.helpers import execution_counts
@@ -282,6 +283,5 @@ def test_a_periodic_async_task_runs_its_body():
         assert execution_counts()["tick"] >= 1
         assert Task.objects.filter(task_name="tests.async_periodic", result='"ticked"').exists()
     finally:
-        from bgtask import registry
-
         registry.unregister("tests.async_periodic")
+        features_periodic.unregister("tests.async_periodic")
