@@ -52,6 +52,7 @@ from bgtask import clock, registry, signals
 from bgtask.enqueue.validation import check_queue
 from bgtask.models import Task
 from bgtask.serialization import encode_arguments
+from bgtask.store import TaskStore
 
 NAME_PREFIX = "django:"
 
@@ -155,7 +156,7 @@ class DatabaseBackend(BaseTaskBackend):
             # Kept as given: a TaskResult read back says None when no run_after was given.
             run_after=task.run_after,
         )
-        row.save(force_insert=True)
+        TaskStore().insert(row)
         signals.task_enqueued.send(sender=Task, task=row)
         result = self.result_for(row, task)
         django_signals.task_enqueued.send(type(self), task_result=result)
