@@ -50,6 +50,10 @@ MIN_LEASE_LEFT_FRACTION = 0.5
 # While tasks are in flight the batch's thread looks at the clock, the stop flag and the waiting
 # group at least this often.
 WAIT_SLICE_SECONDS = 0.5
+# With a hard deadline (Lambda), how long after it the batch still waits for a task in flight that
+# its DeadlineReached has not stopped yet (a thread inside a blocking call) before it leaves that
+# task to its lease and returns: less than BGTASK_LAMBDA_SAFETY_MARGIN's default of 5 s.
+DEADLINE_WAIT_SECONDS = 1.0
 
 
 @dataclass
@@ -398,6 +402,8 @@ def _wind_down(batch: _Batch, failing: BaseException | None) -> None:
         error = error or exc
     runner, completer = batch.runner, batch.completer
     while runner.in_flight():
+        if _past_the_deadline(batch):
+            break
         for outcome in runner.finished(WAIT_SLICE_SECONDS):
             if error is None:
                 try:
@@ -415,6 +421,23 @@ def _wind_down(batch: _Batch, failing: BaseException | None) -> None:
         error = error or exc
     if error is not None and failing is None:
         raise error
+
+
+def _past_the_deadline(batch: _Batch) -> bool:
+    """True once a batch with a hard deadline has waited ``DEADLINE_WAIT_SECONDS`` past it for
+    tasks in flight: those are left to their lease (the invocation's deadline plus its grace)."""
+    if batch.tasks_deadline is None:
+        return False
+    if time.monotonic() < batch.tasks_deadline + DEADLINE_WAIT_SECONDS:
+        return False
+    logger.warning(
+        "%d task(s) still running %g s after the hard deadline (inside a blocking call that "
+        "DeadlineReached cannot interrupt); left to their lease, they run again later.",
+        batch.runner.in_flight(),
+        DEADLINE_WAIT_SECONDS,
+    )
+    batch.runner.abandon_in_flight = True
+    return True
 
 
 def _record_leftovers(batch: _Batch, error: BaseException | None) -> None:

@@ -90,6 +90,9 @@ class Runner:
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
+        # Set when the batch leaves tasks in flight behind (past a hard deadline): close() then
+        # does not wait for their threads.
+        self.abandon_in_flight = False
 
     # -- what the batch asks --------------------------------------------------------------------
 
@@ -158,15 +161,16 @@ class Runner:
     def close(self) -> None:
         """End the pool's threads and the event loop (each closes its database connections).
         Call once nothing is in flight."""
+        wait = None if not self.abandon_in_flight else 0.0
         for _ in self._threads:
             self._work.put(None)
         for thread in self._threads:
-            thread.join()
+            thread.join(wait)
         self._threads.clear()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._loop_thread is not None:
-                self._loop_thread.join()
+                self._loop_thread.join(wait)
             self._loop = self._loop_thread = None
         if self._inline_loop is not None:
             self._inline_loop.close()

@@ -285,3 +285,17 @@ def test_a_periodic_async_task_runs_its_body():
     finally:
         registry.unregister("tests.async_periodic")
         features_periodic.unregister("tests.async_periodic")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_hard_deadline_stops_the_task_still_running_and_not_the_ones_that_finished(tmp_path):
+    # The Lambda case: a task with no timeout of its own is cut at the invocation's deadline
+    # (DeadlineReached, retried); the quick tasks beside it finish and are recorded.
+    long_task = tasks.block_until_file("long", str(tmp_path / "s"), str(tmp_path / "never"))
+    quick = [tasks.record(f"quick{i}") for i in range(5)]
+    deadline = timezone.now() + timedelta(seconds=3)
+    result = run_batch(30, concurrency=4, hard_deadline=deadline, lease_expires_at=deadline)
+    long_task.refresh_from_db()
+    assert long_task.status == Task.QUEUED and "DeadlineReached" in long_task.last_error
+    assert Task.objects.filter(pk__in=[t.pk for t in quick], status=Task.SUCCEEDED).count() == 5
+    assert (result.succeeded, result.retried) == (5, 1)
