@@ -1,7 +1,7 @@
 """The one table that holds all of bgtask's state.
 
 A row moves ``queued -> running -> succeeded | failed``; a retry moves it from ``running`` back
-to ``queued`` with a later ``run_at``. ``locked_by``/``locked_until`` form the lease of the worker
+to ``queued`` with a later ``run_at``, and a cancel moves a queued row to ``cancelled``. ``locked_by``/``locked_until`` form the lease of the worker
 running it: once ``locked_until`` has passed, the task is taken as abandoned and may be claimed
 again.
 """
@@ -48,12 +48,16 @@ class TaskQuerySet(models.QuerySet):
         return self.filter(status=Task.SUCCEEDED)
 
     def failed(self) -> TaskQuerySet:
-        """Tasks that failed for good or were cancelled (history until pruned)."""
+        """Tasks that failed for good (history until pruned); cancelled ones are apart."""
         return self.filter(status=Task.FAILED)
 
+    def cancelled(self) -> TaskQuerySet:
+        """Tasks cancelled before they ran (history until pruned)."""
+        return self.filter(status=Task.CANCELLED)
+
     def finished(self) -> TaskQuerySet:
-        """Succeeded and failed tasks: the history that ``BGTASK_RETENTION`` prunes."""
-        return self.filter(status__in=(Task.SUCCEEDED, Task.FAILED))
+        """Succeeded, failed and cancelled tasks: the history that ``BGTASK_RETENTION`` prunes."""
+        return self.filter(status__in=Task.FINISHED_STATUSES)
 
 
 class Task(models.Model):
@@ -61,7 +65,7 @@ class Task(models.Model):
 
     A call of a ``@background`` function writes one row and returns it. Fields to read:
     ``task_name``, ``queue``, ``priority``, ``run_at`` (when it is due), ``status`` (``QUEUED``,
-    ``RUNNING``, ``SUCCEEDED`` or ``FAILED``), ``attempts``, ``last_error`` (the last traceback),
+    ``RUNNING``, ``SUCCEEDED``, ``FAILED`` or ``CANCELLED``), ``attempts``, ``last_error`` (the last traceback),
     ``failed_at``, ``created_at``, ``started_at``, ``finished_at``, the decoded ``args``,
     ``kwargs`` and ``return_value``, and the options ``repeat``, ``repeat_until``, ``timeout`` and
     ``unique_key``. ``locked_by`` and ``locked_until`` are the lease of the worker running it.
@@ -77,12 +81,16 @@ class Task(models.Model):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
     STATUS_CHOICES = [
         (QUEUED, "Queued"),
         (RUNNING, "Running"),
         (SUCCEEDED, "Succeeded"),
         (FAILED, "Failed"),
+        (CANCELLED, "Cancelled"),
     ]
+    #: A task in one of these states will not run again unless someone retries it.
+    FINISHED_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
 
     # Repeat intervals in seconds, as django-background-tasks spells them.
     HOURLY = 60 * 60
@@ -169,6 +177,12 @@ class Task(models.Model):
             # fails for good or is retried from the admin, never on the claim/success path.
             models.Index(
                 fields=["id", "queue"], condition=Q(status="failed"), name="bgtask_failed_idx"
+            ),
+            # The same for cancelled tasks, which are counted and filtered apart from failures.
+            models.Index(
+                fields=["id", "queue"],
+                condition=Q(status="cancelled"),
+                name="bgtask_cancelled_idx",
             ),
             # Tasks waiting for a retry, by the start of their failed attempt: the dashboard's
             # "retried" and rescued figures. Partial: a first attempt never enters it.

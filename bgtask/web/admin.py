@@ -47,9 +47,10 @@ def run_now(tasks: QuerySet) -> int:
 
 
 def retry_failed(tasks: QuerySet) -> int:
-    """Put failed tasks back in the queue, due now, with their attempts reset. ``last_error``
-    is kept until the next run overwrites it; a unique task comes back without its key."""
-    return tasks.filter(status=Task.FAILED).update(
+    """Put failed and cancelled tasks back in the queue, due now, with their attempts reset.
+    ``last_error`` is kept until the next run overwrites it; a unique task comes back without its
+    key."""
+    return tasks.filter(status__in=(Task.FAILED, Task.CANCELLED)).update(
         status=Task.QUEUED,
         attempts=0,
         run_at=clock.now(tasks.db),
@@ -181,7 +182,11 @@ DATA_FIELDS = ("arguments_display", "result_display")
 #: action name -> (function(queryset) -> count, message, statuses it applies to)
 PAGE_ACTIONS = {
     "run_now": (run_now, "{} queued task(s) are due now.", (Task.QUEUED,)),
-    "retry": (retry_failed, "{} failed task(s) queued again.", (Task.FAILED,)),
+    "retry": (
+        retry_failed,
+        "{} failed or cancelled task(s) queued again.",
+        (Task.FAILED, Task.CANCELLED),
+    ),
     "cancel": (None, "{} queued task(s) cancelled.", (Task.QUEUED,)),
 }
 
@@ -283,11 +288,14 @@ class TaskAdmin(admin.ModelAdmin):
         self.message_user(request, f"{count} queued task(s) are due now.", messages.SUCCESS)
 
     @admin.action(
-        description="Retry (failed tasks back to queued, attempts reset)", permissions=["change"]
+        description="Retry (failed and cancelled tasks back to queued, attempts reset)",
+        permissions=["change"],
     )
     def action_retry(self, request, queryset):
         count = retry_failed(queryset)
-        self.message_user(request, f"{count} failed task(s) queued again.", messages.SUCCESS)
+        self.message_user(
+            request, f"{count} failed or cancelled task(s) queued again.", messages.SUCCESS
+        )
 
     @admin.action(description="Cancel (queued tasks; running ones finish)", permissions=["change"])
     def action_cancel(self, request, queryset):

@@ -49,11 +49,14 @@ class QueueStats(TypedDict):
     scheduled: int  # queued for later
     running: int
     failed: int  # failed for good (history until pruned)
+    cancelled: int  # cancelled before they ran (history until pruned); never counted as failed
     oldest_due_age: float  # seconds since the oldest due task became due; 0.0 when none is due
     failed_last_hour: int  # failed for good in the last hour (this minute and the 59 before)
     failed_last_day: int  # this hour and the 23 before
     succeeded_last_hour: int
     succeeded_last_day: int
+    cancelled_last_hour: int
+    cancelled_last_day: int
 
 
 def status_is(status: str) -> RawSQL:
@@ -181,11 +184,16 @@ def queue_stats(
         _tasks(using).filter(status_is(Task.FAILED)).values("queue").annotate(n=Count("id"))
     ).order_by():
         stats[row["queue"]]["failed"] = row["n"]
+    # bgtask_cancelled_idx, the same for cancelled tasks.
+    for row in (
+        _tasks(using).filter(status_is(Task.CANCELLED)).values("queue").annotate(n=Count("id"))
+    ).order_by():
+        stats[row["queue"]]["cancelled"] = row["n"]
     day = _day if _day is not None else _outcomes(_hour_start(now), "hour", using)
     hour = _hour if _hour is not None else _outcomes(_minute_start(now), "minute", using)
     for rows, suffix in ((day, "last_day"), (hour, "last_hour")):
         for row in rows:
-            if row["status"] in (Task.SUCCEEDED, Task.FAILED):
+            if row["status"] in Task.FINISHED_STATUSES:
                 stats[row["queue"]][f"{row['status']}_{suffix}"] += row["n"]
     return {name: QueueStats(**stats[name]) for name in sorted(stats)}  # type: ignore[typeddict-item]
 
@@ -301,7 +309,7 @@ def most_failing(
     _hour: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Task names by failures (for good) in the last day, most first, with their failures in
-    the last hour."""
+    the last hour. Cancelled tasks are not failures and are not counted."""
     now = now or timezone.now()
     day = _day if _day is not None else _outcomes(_hour_start(now), "hour", using)
     hour = _hour if _hour is not None else _outcomes(_minute_start(now), "minute", using)
