@@ -8,8 +8,9 @@
 ``TaskResult``; ``django.tasks.signals`` are sent on enqueue, start and finish.
 
 Statuses map: queued = READY, running = RUNNING, succeeded = SUCCESSFUL, failed = FAILED, and
-cancelled = FAILED too (Django's statuses have no cancelled one). As Django's contract says, a task that raises has FAILED: these rows are not
-retried (a worker that dies under one still gets it rescued and run again).
+cancelled = FAILED too (Django's statuses have no cancelled one). As Django's contract says, a task
+that raises has FAILED: these rows are not retried (a worker that dies under one still gets it
+rescued and run again).
 
 Rows name their task ``django:<module path>``. The worker looks that name up among the Task
 objects this process has seen defined (``@task`` validates against the backend, which registers

@@ -1,9 +1,9 @@
 """The one table that holds all of bgtask's state.
 
-A row moves ``queued -> running -> succeeded | failed``; a retry moves it from ``running`` back
-to ``queued`` with a later ``run_at``, and a cancel moves a queued row to ``cancelled``. ``locked_by``/``locked_until`` form the lease of the worker
-running it: once ``locked_until`` has passed, the task is taken as abandoned and may be claimed
-again.
+A row moves ``queued -> running -> succeeded | failed``; a retry moves it from ``running`` back to
+``queued`` with a later ``run_at``, and a cancel moves a queued row to ``cancelled``.
+``locked_by``/``locked_until`` form the lease of the worker running it: once ``locked_until`` has
+passed, the task is taken as abandoned and may be claimed again.
 """
 
 from __future__ import annotations
@@ -65,10 +65,11 @@ class Task(models.Model):
 
     A call of a ``@background`` function writes one row and returns it. Fields to read:
     ``task_name``, ``queue``, ``priority``, ``run_at`` (when it is due), ``status`` (``QUEUED``,
-    ``RUNNING``, ``SUCCEEDED``, ``FAILED`` or ``CANCELLED``), ``attempts``, ``last_error`` (the last traceback),
-    ``failed_at``, ``created_at``, ``started_at``, ``finished_at``, the decoded ``args``,
-    ``kwargs`` and ``return_value``, and the options ``repeat``, ``repeat_until``, ``timeout`` and
-    ``unique_key``. ``locked_by`` and ``locked_until`` are the lease of the worker running it.
+    ``RUNNING``, ``SUCCEEDED``, ``FAILED`` or ``CANCELLED``), ``attempts``, ``last_error`` (the last
+    traceback), ``failed_at``, ``created_at``, ``started_at``, ``finished_at``, the decoded
+    ``args``, ``kwargs`` and ``return_value``, and the options ``repeat``, ``repeat_until``,
+    ``timeout`` and ``unique_key``. ``locked_by`` and ``locked_until`` are the lease of the worker
+    running it.
 
     >>> task = notify_user(42)
     >>> task.status, task.args

@@ -180,7 +180,8 @@ def test_cancel_cancels_queued_and_leaves_running(admin_client, rows):
     response = act(admin_client, "action_cancel", rows["queued"], rows["running"])
     assert "1 queued task(s) cancelled." in response.content.decode()
     queued = Task.objects.get(pk=rows["queued"].pk)
-    assert queued.status == Task.CANCELLED and "cancelled in the admin by admin" in queued.last_error
+    assert queued.status == Task.CANCELLED
+    assert "cancelled in the admin by admin" in queued.last_error
     assert Task.objects.get(pk=rows["running"].pk).status == Task.RUNNING
 
 

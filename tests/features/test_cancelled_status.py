@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from bgtask.cancellation import cancel
 from bgtask.models import Task
-from bgtask.status import health, queue_stats
+from bgtask.status import health
 from bgtask.web.admin import retry_failed
 from tests.features import tasks
 
