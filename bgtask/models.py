@@ -252,3 +252,23 @@ class ImportedTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} #{self.source_id} -> task #{self.task_id}"
+
+
+class QueueState(models.Model):
+    """An operator's switch on one queue: while ``paused``, no worker claims its tasks.
+
+    Written by ``bgtask.pause_queue`` / ``bgtask.resume_queue`` (the admin's dashboard and
+    ``manage.py bgtask pause|resume`` call them). The claim statement reads this table itself
+    (bgtask.store.dialects), so every worker on every machine obeys a pause at its next claim.
+    A queue without a row is running.
+    """
+
+    name = models.CharField(max_length=100, primary_key=True)
+    paused = models.BooleanField(default=False)
+    paused_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "bgtask_queue_state"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({'paused' if self.paused else 'running'})"

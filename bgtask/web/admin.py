@@ -30,6 +30,7 @@ from django.utils.html import format_html
 
 from bgtask import clock, conf, registry
 from bgtask.features.cancellation import cancel_queued
+from bgtask.features.pausing import pause_queue, paused_queues, resume_queue
 from bgtask.models import PeriodicOccurrence, Task
 from bgtask.web.charts import stacked_bars
 from bgtask.web.status import health, status_is
@@ -391,6 +392,7 @@ class TaskAdmin(admin.ModelAdmin):
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
         figures = health()
+        paused = paused_queues()
         throughput = figures["throughput"]
         context = {
             **self.admin_site.each_context(request),
@@ -398,9 +400,17 @@ class TaskAdmin(admin.ModelAdmin):
             "opts": self.opts,
             "figures": figures,
             "queues": [
-                {"name": name, "stats": stats, "lag": duration_text(stats["oldest_due_age"])}
+                {
+                    "name": name,
+                    "stats": stats,
+                    "lag": duration_text(stats["oldest_due_age"]),
+                    "paused_at": paused.get(name),
+                }
                 for name, stats in figures["queues"].items()
             ],
+            "can_pause": self.has_change_permission(request),
+            "pause_url": reverse("admin:bgtask_task_queue", args=["pause"]),
+            "resume_url": reverse("admin:bgtask_task_queue", args=["resume"]),
             "refresh": DASHBOARD_REFRESH,
             "per_minute": stacked_bars(throughput["per_minute"], 10, "%H:%M"),
             "per_hour": stacked_bars(throughput["per_hour"], 4, "%H:00"),
@@ -410,10 +420,36 @@ class TaskAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/bgtask/task/dashboard.html", context)
 
+    def queue_view(self, request: HttpRequest, action: str) -> HttpResponse:
+        """POST from the dashboard's Pause / Resume buttons (the queue is in the form)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if action not in ("pause", "resume"):
+            raise PermissionDenied(f"Unknown queue action {action!r}.")
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        queue = request.POST.get("queue", "")
+        try:
+            changed = (pause_queue if action == "pause" else resume_queue)(queue)
+        except (TypeError, ValueError) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            done = "paused" if action == "pause" else "resumed"
+            if changed:
+                self.message_user(request, f"Queue {queue!r} {done}.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"Queue {queue!r} was {done} already.", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:bgtask_task_dashboard"))
+
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [
             path("dashboard/", wrap(self.dashboard_view), name="bgtask_task_dashboard"),
+            path(
+                "dashboard/queue/<str:action>/",
+                wrap(self.queue_view),
+                name="bgtask_task_queue",
+            ),
             path(
                 "<path:object_id>/act/<str:action>/",
                 wrap(self.act_view),

@@ -36,6 +36,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat, TruncHour, TruncMinute
 from django.utils import timezone
 
+from bgtask.features.pausing import paused_queues
 from bgtask.models import Task
 from bgtask.store.tasks import ABANDONED_MESSAGE
 
@@ -57,6 +58,7 @@ class QueueStats(TypedDict):
     succeeded_last_day: int
     cancelled_last_hour: int
     cancelled_last_day: int
+    paused: bool  # paused by an operator (bgtask.pause_queue): no worker claims its tasks
 
 
 def status_is(status: str) -> RawSQL:
@@ -146,14 +148,14 @@ def queue_stats(
     _day: list[dict[str, Any]] | None = None,
     _hour: list[dict[str, Any]] | None = None,
 ) -> dict[str, QueueStats]:
-    """Per queue counts; a queue with nothing queued, running, failed or finished in the last day
-    is left out. "Last hour" is the current minute and the 59 before it, "last day" the current
-    hour and the 23 before it (the charts' buckets). ``include_history=False`` skips the failed
-    and last hour/day counts (left at 0), for a caller that runs after every batch and wants
+    """Per queue counts; a queue with nothing queued, running, failed or finished in the last day is
+    left out unless it is paused. "Last hour" is the current minute and the 59 before it, "last day"
+    the current hour and the 23 before it (the charts' buckets). ``include_history=False`` skips the
+    failed and last hour/day counts (left at 0), for a caller that runs after every batch and wants
     only the depth and lag."""
     now = now or timezone.now()
     stats: dict[str, dict[str, Any]] = defaultdict(
-        lambda: dict.fromkeys(QueueStats.__annotations__, 0)
+        lambda: {**dict.fromkeys(QueueStats.__annotations__, 0), "paused": False}
     )
     due = Q(run_at__lte=now)
     # bgtask_due_queue_idx: the queued rows only.
@@ -177,6 +179,8 @@ def queue_stats(
         _tasks(using).filter(status_is(Task.RUNNING)).values("queue").annotate(n=Count("id"))
     ).order_by():
         stats[row["queue"]]["running"] = row["n"]
+    for name in paused_queues(using=using):
+        stats[name]["paused"] = True
     if not include_history:
         return {name: QueueStats(**stats[name]) for name in sorted(stats)}  # type: ignore[typeddict-item]
     # bgtask_failed_idx (partial, covers queue): failures kept until pruned.

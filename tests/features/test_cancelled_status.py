@@ -84,8 +84,11 @@ def _migrate(target):
 def test_migration_0007_moves_the_cancels_stored_as_failed():
     _migrate("0006_admin_indexes")
     try:
+        executor = MigrationExecutor(connection)
+        old_task = executor.loader.project_state(("bgtask", "0006_admin_indexes")).apps.get_model(
+            "bgtask", "Task"
+        )
         now = timezone.now()
-        table = Task._meta.db_table
         shapes = {
             "with_reason": ("failed", "Cancelled: campaign over"),
             "without_reason": ("failed", "Cancelled before it ran."),
@@ -93,14 +96,10 @@ def test_migration_0007_moves_the_cancels_stored_as_failed():
             "traceback": ("failed", "Traceback (most recent call last):\nCancelled: not ours"),
             "succeeded": ("succeeded", ""),
         }
-        with connection.cursor() as cursor:
-            for name, (status, error) in shapes.items():
-                cursor.execute(
-                    f"INSERT INTO {table} (task_name, queue, priority, arguments, run_at, status, "
-                    "attempts, last_error, failed_at, finished_at, created_at, repeat) "
-                    "VALUES (%s, 'q', 0, '{}', %s, %s, 0, %s, %s, %s, %s, 0)",
-                    [name, now, status, error, now, now, now],
-                )
+        for name, (status, error) in shapes.items():
+            old_task.objects.create(
+                task_name=name, status=status, last_error=error, failed_at=now, finished_at=now
+            )
         _migrate(None)
         after = dict(Task.objects.values_list("task_name", "status"))
         assert after == {
