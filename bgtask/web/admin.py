@@ -28,9 +28,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from bgtask import clock, conf, registry
+from bgtask import conf, registry
 from bgtask.features.cancellation import cancel_queued
 from bgtask.features.pausing import pause_queue, paused_queues, resume_queue
+from bgtask.features.retrying import retry_failed, run_now
 from bgtask.models import PeriodicOccurrence, Task
 from bgtask.web.charts import stacked_bars
 from bgtask.web.status import health, status_is
@@ -40,25 +41,6 @@ ERROR_SUMMARY_LENGTH = 80
 COUNT_CAP = 10_000
 #: Seconds between two refreshes of the dashboard.
 DASHBOARD_REFRESH = 30
-
-
-def run_now(tasks: QuerySet) -> int:
-    """Make queued tasks due at once (a scheduled or backing-off task jumps its wait)."""
-    return tasks.filter(status=Task.QUEUED).update(run_at=clock.now(tasks.db))
-
-
-def retry_failed(tasks: QuerySet) -> int:
-    """Put failed and cancelled tasks back in the queue, due now, with their attempts reset.
-    ``last_error`` is kept until the next run overwrites it; a unique task comes back without its
-    key."""
-    return tasks.filter(status__in=(Task.FAILED, Task.CANCELLED)).update(
-        status=Task.QUEUED,
-        attempts=0,
-        run_at=clock.now(tasks.db),
-        failed_at=None,
-        finished_at=None,
-        started_at=None,
-    )
 
 
 def error_summary(text: str, length: int = ERROR_SUMMARY_LENGTH) -> str:

@@ -241,6 +241,7 @@ def test_the_features_are_grouped_apart_from_the_core():
             "periodic",
             "pruning",
             "repeating",
+            "retrying",
             "uniqueness",
         )
     }
