@@ -69,7 +69,8 @@ class Task(models.Model):
     traceback), ``failed_at``, ``created_at``, ``started_at``, ``finished_at``, the decoded
     ``args``, ``kwargs`` and ``return_value``, and the options ``repeat``, ``repeat_until``,
     ``timeout`` and ``unique_key``. ``locked_by`` and ``locked_until`` are the lease of the worker
-    running it.
+    running it; ``progress`` (0.0 to 1.0) and ``progress_note`` are what the running task last
+    reported.
 
     >>> task = notify_user(42)
     >>> task.status, task.args
@@ -137,6 +138,10 @@ class Task(models.Model):
     # django.tasks rows: ``run_after`` exactly as given (NULL: not given), which ``run_at`` cannot
     # say once it holds the enqueue time. Read back by the backend only, never by a claim.
     run_after = models.DateTimeField(null=True, blank=True)
+    # How far the running task says it is, 0.0 to 1.0, and a line about it; written only by the
+    # lease holder (TaskStore.set_progress). NULL: the task never said.
+    progress = models.FloatField(null=True, blank=True)
+    progress_note = models.CharField(max_length=255, null=True, blank=True)
 
     objects = TaskQuerySet.as_manager()
 

@@ -32,4 +32,6 @@ def retry_failed(tasks: QuerySet) -> int:
         failed_at=None,
         finished_at=None,
         started_at=None,
+        progress=None,
+        progress_note=None,
     )

@@ -297,3 +297,31 @@ class TaskStore:
             failed_at=finished_at,
             unique_key=None,
         )
+
+    # -- progress -----------------------------------------------------------------------------
+
+    def set_progress(self, task_id: int, worker_id: str, fraction: float, note: str = "") -> bool:
+        """Record how far a running task is: ``fraction`` from 0.0 to 1.0, and a short ``note``
+        (cut to 255 characters); ``False`` when ``worker_id`` no longer holds the task's lease
+        (it finished, or was taken over), and nothing is written then.
+
+        >>> TaskStore().set_progress(task.id, task.locked_by, 0.4, "page 4 of 10")
+        True
+        """
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+            raise TypeError(f"progress must be a number from 0 to 1, got {fraction!r}.")
+        if not 0.0 <= fraction <= 1.0:  # NaN fails this too
+            raise ValueError(f"progress must be from 0 to 1, got {fraction!r}.")
+        if not isinstance(note, str):
+            raise TypeError(f"a progress note must be a string, got {note!r}.")
+        limit = Task._meta.get_field("progress_note").max_length
+        if len(note) > limit:
+            note = note[: limit - 1] + "…"
+        updated = self._run(
+            lambda: (
+                Task.objects.using(self.alias)
+                .filter(id=task_id, status=Task.RUNNING, locked_by=worker_id)
+                .update(progress=float(fraction), progress_note=note or None)
+            )
+        )
+        return bool(updated)

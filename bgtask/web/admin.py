@@ -67,6 +67,12 @@ def duration_text(seconds: float) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
+def progress_text(fraction: float, note: str | None) -> str:
+    """``0.423, "page 4"`` -> ``"42 % page 4"``."""
+    text = f"{fraction * 100:.0f} %"
+    return f"{text} {note}" if note else text
+
+
 def capped_count(tasks: QuerySet, cap: int = COUNT_CAP) -> int:
     """``min(tasks.count(), cap + 1)``, reading at most ``cap + 1`` rows."""
     return tasks.order_by()[: cap + 1].count()
@@ -142,7 +148,14 @@ class TaskNameFilter(RegisteredChoicesFilter):
         return set(registry.names())
 
 
-OUTCOME_FIELDS = ("status_display", "attempts", "when", "error_line", "traceback")
+OUTCOME_FIELDS = (
+    "status_display",
+    "progress_display",
+    "attempts",
+    "when",
+    "error_line",
+    "traceback",
+)
 TASK_FIELDS = (
     "id",
     "task_name",
@@ -189,7 +202,7 @@ class TaskAdmin(admin.ModelAdmin):
         "id",
         "task",
         "queue",
-        "status",
+        "status_cell",
         "due",
     )
     list_filter = (StatusFilter, QueueFilter, TaskNameFilter)
@@ -211,6 +224,19 @@ class TaskAdmin(admin.ModelAdmin):
     change_form_template = "admin/bgtask/task/change_form.html"
 
     # -- the list -----------------------------------------------------------------------------
+
+    @admin.display(description="Status")
+    def status_cell(self, task: Task) -> str:
+        # The progress a running task reported sits under its status: a column of its own would
+        # be empty on nearly every row.
+        if task.progress is None:
+            return task.get_status_display()
+        return format_html(
+            '{}<span class="bgtask-progress" title="{}">{}</span>',
+            task.get_status_display(),
+            task.progress_note or "",
+            progress_text(task.progress, task.progress_note),
+        )
 
     @admin.display(description="Run at")
     def due(self, task: Task) -> str:
@@ -317,6 +343,16 @@ class TaskAdmin(admin.ModelAdmin):
             '<span class="bgtask-status bgtask-status-{}">{}</span>',
             task.status,
             task.get_status_display(),
+        )
+
+    @admin.display(description="Progress")
+    def progress_display(self, task: Task) -> str:
+        if task.progress is None:
+            return "-"
+        return format_html(
+            '<progress class="bgtask-progress-bar" max="1" value="{}"></progress> {}',
+            task.progress,
+            progress_text(task.progress, task.progress_note),
         )
 
     @admin.display(description="When")

@@ -357,6 +357,31 @@ def workers(now: datetime | None = None, using: str | None = None) -> list[dict[
     ]
 
 
+#: Running tasks ``in_progress`` lists at most.
+PROGRESS_ROWS = 50
+
+
+def in_progress(using: str | None = None) -> list[dict[str, Any]]:
+    """Running tasks that reported their progress (``set_progress``), oldest start first: id,
+    name, queue, worker, start, ``progress`` (0.0 to 1.0) and ``progress_note``. Read through the
+    partial index of running rows."""
+    rows = (
+        _tasks(using)
+        .filter(status_is(Task.RUNNING), progress__isnull=False)
+        .order_by("started_at", "id")
+        .values(
+            "id",
+            "task_name",
+            "queue",
+            "locked_by",
+            "started_at",
+            "progress",
+            "progress_note",
+        )[:PROGRESS_ROWS]
+    )
+    return [{**row, "progress_note": row["progress_note"] or ""} for row in rows]
+
+
 def rescued(
     now: datetime | None = None,
     using: str | None = None,
@@ -396,5 +421,6 @@ def health(now: datetime | None = None, using: str | None = None) -> dict[str, A
         "slowest": slowest(now, using),
         "most_failing": most_failing(now, using, _day=day, _hour=hour),
         "workers": workers(now, using),
+        "in_progress": in_progress(using),
         "rescued": rescued(now, using, _retries=retries),
     }
