@@ -277,3 +277,22 @@ class QueueState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({'paused' if self.paused else 'running'})"
+
+
+class WorkerBatch(models.Model):
+    """The last ``run_batch`` that finished on each worker host: when, which call (its worker
+    id), and its counts as JSON. One row per host, rewritten at the end of every batch
+    (``TaskStore.record_batch``), so the dashboard can say when a host last drained and warn when
+    that is longer ago than ``BGTASK_WORKER_STALE_AFTER``: a stopped cron looks like a quiet
+    system otherwise. Rows of hosts not seen for a week are deleted when a new host appears."""
+
+    host = models.CharField(max_length=255, primary_key=True)
+    worker_id = models.CharField(max_length=64)
+    finished_at = models.DateTimeField(db_index=True)
+    counts = models.TextField(default="{}")
+
+    class Meta:
+        db_table = "bgtask_worker_batch"
+
+    def __str__(self) -> str:
+        return f"{self.host} (last batch {self.finished_at.isoformat()})"

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db import InterfaceError, OperationalError, connections, router, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    router,
+    transaction,
+)
 
 from bgtask import clock, conf
-from bgtask.models import Task
+from bgtask.models import Task, WorkerBatch
 from bgtask.store.dialects import dialect_for
 
 logger = logging.getLogger("bgtask.store")
@@ -23,6 +32,8 @@ ABANDONED_MESSAGE = (
 FIELD_NAMES = frozenset(f.name for f in Task._meta.concrete_fields if not f.primary_key)
 # Parameters per INSERT statement: below SQLite's 32,766 and PostgreSQL's 65,535 limits.
 INSERT_PARAMS = 30_000
+# A worker host whose last batch is older than this is forgotten when a new host appears.
+WORKER_HOST_MEMORY = timedelta(days=7)
 # How long a write keeps retrying while SQLite reports another writer holds the lock.
 SQLITE_LOCKED_PATIENCE = 60.0
 
@@ -325,3 +336,39 @@ class TaskStore:
             )
         )
         return bool(updated)
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def record_batch(
+        self, host: str, worker_id: str, finished_at: datetime, counts: dict[str, object]
+    ) -> bool:
+        """Record that a batch of ``host`` (``worker_id``) finished at ``finished_at`` with
+        ``counts`` (``BatchResult.as_dict()``), replacing that host's previous record; the
+        dashboard's "last batch finished at". Housekeeping: a database error is logged and
+        ``False`` returned, never raised, so it cannot fail a batch that did its work.
+
+        >>> TaskStore().record_batch("web-1", result.worker_id, now, result.as_dict())
+        True
+        """
+        host = host[: WorkerBatch._meta.get_field("host").max_length]
+        fields = {"worker_id": worker_id, "finished_at": finished_at, "counts": json.dumps(counts)}
+        rows = WorkerBatch.objects.using(self.alias)
+
+        def write() -> None:
+            if rows.filter(host=host).update(**fields):
+                return
+            try:
+                with transaction.atomic(using=self.alias):
+                    rows.create(host=host, **fields)
+            except IntegrityError:  # another process of this host created it meanwhile
+                rows.filter(host=host).update(**fields)
+                return
+            # A new host (a new Lambda environment, a new box): forget hosts long gone.
+            rows.filter(finished_at__lt=finished_at - WORKER_HOST_MEMORY).delete()
+
+        try:
+            self._run(write)
+        except DatabaseError as exc:
+            logger.warning("Could not record the end of batch %s: %s", worker_id, exc)
+            return False
+        return True

@@ -14,6 +14,7 @@ use a partial index (``... WHERE status = 'queued'``) only when it sees the lite
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
@@ -36,13 +37,15 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat, TruncHour, TruncMinute
 from django.utils import timezone
 
+from bgtask import conf
 from bgtask.features.pausing import paused_queues
-from bgtask.models import Task
+from bgtask.models import Task, WorkerBatch
 from bgtask.store.tasks import ABANDONED_MESSAGE
 
 # How a rescued task's last_error starts (see TaskStore.rescue_abandoned).
 RESCUED_PREFIX = ABANDONED_MESSAGE.split(":", 1)[0] + ":"
 TOP = 10  # rows in the slowest / most failing tables
+ERROR_SUMMARY_LENGTH = 80
 
 
 class QueueStats(TypedDict):
@@ -59,6 +62,15 @@ class QueueStats(TypedDict):
     cancelled_last_hour: int
     cancelled_last_day: int
     paused: bool  # paused by an operator (bgtask.pause_queue): no worker claims its tasks
+
+
+def error_summary(text: str, length: int = ERROR_SUMMARY_LENGTH) -> str:
+    """The line that names the exception (the last one of a traceback), shortened."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
+    return line if len(line) <= length else line[: length - 1] + "…"
 
 
 def status_is(status: str) -> RawSQL:
@@ -313,7 +325,8 @@ def most_failing(
     _hour: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Task names by failures (for good) in the last day, most first, with their failures in
-    the last hour. Cancelled tasks are not failures and are not counted."""
+    the last hour and the exception line of their newest failure (``error_line``). Cancelled
+    tasks are not failures and are not counted."""
     now = now or timezone.now()
     day = _day if _day is not None else _outcomes(_hour_start(now), "hour", using)
     hour = _hour if _hour is not None else _outcomes(_minute_start(now), "minute", using)
@@ -325,9 +338,27 @@ def most_failing(
                 counts[row["task_name"]] += row["n"]
     ranked = sorted(per_day.items(), key=lambda item: (-item[1], item[0]))[:TOP]
     return [
-        {"task_name": name, "failures": n, "failures_last_hour": per_hour[name]}
+        {
+            "task_name": name,
+            "failures": n,
+            "failures_last_hour": per_hour[name],
+            "error_line": _latest_error_line(name, using),
+        }
         for name, n in ranked
     ]
+
+
+def _latest_error_line(task_name: str, using: str | None) -> str:
+    """The exception line of ``task_name``'s newest failure still kept (at most TOP of these
+    per dashboard view; bgtask_failed_idx read backwards, filtered on the name)."""
+    error = (
+        _tasks(using)
+        .filter(status_is(Task.FAILED), task_name=task_name)
+        .order_by("-id")
+        .values_list("last_error", flat=True)
+        .first()
+    )
+    return error_summary(error or "")
 
 
 def workers(now: datetime | None = None, using: str | None = None) -> list[dict[str, Any]]:
@@ -355,6 +386,32 @@ def workers(now: datetime | None = None, using: str | None = None) -> list[dict[
         }
         for r in rows
     ]
+
+
+def batches(now: datetime | None = None, using: str | None = None) -> list[dict[str, Any]]:
+    """The last finished batch of each worker host, most recent first: ``host``, ``worker_id``,
+    ``finished_at``, ``counts`` (``BatchResult.as_dict()``), ``age_seconds``, and ``stale`` when
+    that is longer ago than ``BGTASK_WORKER_STALE_AFTER``."""
+    now = now or timezone.now()
+    stale_after = conf.worker_stale_after()
+    found = []
+    for row in WorkerBatch.objects.using(using).order_by("-finished_at", "host"):
+        age = max(0.0, (now - row.finished_at).total_seconds())
+        try:
+            counts = json.loads(row.counts)
+        except ValueError:
+            counts = {}
+        found.append(
+            {
+                "host": row.host,
+                "worker_id": row.worker_id,
+                "finished_at": row.finished_at,
+                "counts": counts,
+                "age_seconds": round(age, 3),
+                "stale": age > stale_after,
+            }
+        )
+    return found
 
 
 #: Running tasks ``in_progress`` lists at most.
@@ -422,5 +479,6 @@ def health(now: datetime | None = None, using: str | None = None) -> dict[str, A
         "most_failing": most_failing(now, using, _day=day, _hour=hour),
         "workers": workers(now, using),
         "in_progress": in_progress(using),
+        "batches": batches(now, using),
         "rescued": rescued(now, using, _retries=retries),
     }
