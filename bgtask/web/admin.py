@@ -85,7 +85,9 @@ def duration_text(seconds: float) -> str:
         return f"{days} d {hours} h"
     if hours:
         return f"{hours} h {minutes} min"
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+    if minutes:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    return f"{secs} s"
 
 
 def progress_text(fraction: float, note: str | None) -> str:
@@ -300,9 +302,19 @@ class TaskAdmin(admin.ModelAdmin):
 
     @admin.display(description="When")
     def when_cell(self, task: Task) -> str:
-        # What the row's time means depends on its status; the label says which one it is.
+        # What the row's time means depends on its status; the label says which one it is. The
+        # date and the time may go on two lines, so the column stays narrow at 1280 px.
         label, at = when(task)
-        return format_html('{}<span class="bgtask-label">{}</span>', format_time(at), label)
+        if at is None:
+            return label
+        day, _, clock_time = format_time(at).partition(" ")
+        return format_html(
+            '<span class="bgtask-nowrap">{}</span> <span class="bgtask-nowrap">{}</span>'
+            '<span class="bgtask-label">{}</span>',
+            day,
+            clock_time,
+            label,
+        )
 
     @admin.display(description="Task and last error")  # attempts: on the task's page
     def task(self, task: Task) -> str:
@@ -318,14 +330,14 @@ class TaskAdmin(admin.ModelAdmin):
             return name
         line = error_summary(task.last_error, length=1000)
         if not error_is_current(task):
-            line = f"Earlier attempt: {line}"
-            return format_html(
-                '{}<span class="bgtask-error bgtask-error-earlier" title="{}">{}</span>',
-                name,
-                line,
-                line,
-            )
-        return format_html('{}<span class="bgtask-error" title="{}">{}</span>', name, line, line)
+            line, kind = f"Earlier attempt: {line}", " bgtask-error-earlier"
+        elif task.status == Task.CANCELLED:
+            kind = " bgtask-error-cancelled"  # why it was cancelled: not an error
+        else:
+            kind = ""
+        return format_html(
+            '{}<span class="bgtask-error{}" title="{}">{}</span>', name, kind, line, line
+        )
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -452,6 +464,8 @@ class TaskAdmin(admin.ModelAdmin):
         line = error_summary(task.last_error, length=1000)
         if not line:
             return "-"
+        if task.status == Task.CANCELLED:
+            return format_html('<span class="bgtask-error-cancelled">{}</span>', line)
         if error_is_current(task):
             return format_html('<span class="bgtask-error-now">{}</span>', line)
         return format_html(
@@ -533,6 +547,7 @@ class TaskAdmin(admin.ModelAdmin):
                 {
                     **batch,
                     "ago": duration_text(batch["age_seconds"]),
+                    "counts_text": ", ".join(f"{k} {v}" for k, v in batch["counts"].items()),
                     "ran": sum(
                         batch["counts"].get(k, 0) for k in ("succeeded", "failed", "retried")
                     ),
