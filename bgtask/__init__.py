@@ -13,7 +13,7 @@ the package, imports run one way, with no import inside a function to dodge a cy
     public API (decorators, bulk, periodic)  ->  batch  ->  execution  ->  store  ->  models
     decorators, bulk, registry  ->  task_function  ->  validation, enqueueing  ->  store  ->  models
 
-The optional features (repeating, periodic, uniqueness, cancellation, pruning) live in
+The optional features (repeating, periodic, uniqueness, cancellation, pausing, pruning) live in
 ``bgtask.features``; tests/core/test_layers.py checks the layering.
 """
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # what the names below are, for type checkers and the API ref
     from bgtask.bulk import Call, enqueue_many
     from bgtask.decorators import TaskFunction, background
     from bgtask.features.cancellation import cancel
+    from bgtask.features.pausing import pause_queue, resume_queue
     from bgtask.worker.batch import BatchResult, run_batch
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "background",
     "cancel",
     "enqueue_many",
+    "pause_queue",
+    "resume_queue",
     "run_batch",
 ]
 
@@ -53,6 +56,10 @@ def __getattr__(name: str) -> Any:
         from bgtask.features import cancellation
 
         return cancellation.cancel
+    if name in ("pause_queue", "resume_queue"):
+        from bgtask.features import pausing
+
+        return getattr(pausing, name)
     raise AttributeError(f"module 'bgtask' has no attribute {name!r}")
 
 

@@ -7,9 +7,10 @@
 ``run_after``, ``takes_context`` and async functions. ``get_result(id)`` reads the row back as a
 ``TaskResult``; ``django.tasks.signals`` are sent on enqueue, start and finish.
 
-Statuses map one to one: queued = READY, running = RUNNING, succeeded = SUCCESSFUL,
-failed = FAILED. As Django's contract says, a task that raises has FAILED: these rows are not
-retried (a worker that dies under one still gets it rescued and run again).
+Statuses map: queued = READY, running = RUNNING, succeeded = SUCCESSFUL, failed = FAILED, and
+cancelled = FAILED too (Django's statuses have no cancelled one). As Django's contract says, a task
+that raises has FAILED: these rows are not retried (a worker that dies under one still gets it
+rescued and run again).
 
 Rows name their task ``django:<module path>``. The worker looks that name up among the Task
 objects this process has seen defined (``@task`` validates against the backend, which registers
@@ -61,6 +62,7 @@ STATUSES = {
     Task.RUNNING: TaskResultStatus.RUNNING,
     Task.SUCCEEDED: TaskResultStatus.SUCCESSFUL,
     Task.FAILED: TaskResultStatus.FAILED,
+    Task.CANCELLED: TaskResultStatus.FAILED,
 }
 
 # The row being run in this thread, so a takes_context task gets a TaskContext for it.
@@ -186,10 +188,8 @@ class DatabaseBackend(BaseTaskBackend):
             )
         status = STATUSES[row.status]
         runs = row.attempts + (1 if row.status in (Task.RUNNING, Task.SUCCEEDED) else 0)
-        if row.status == Task.FAILED and row.last_error.startswith("Cancelled"):
-            runs = row.attempts
         errors = []
-        if row.last_error and row.status in (Task.FAILED, Task.QUEUED):
+        if row.last_error and row.status in (Task.FAILED, Task.CANCELLED, Task.QUEUED):
             errors.append(
                 TaskError(
                     exception_class_path=exception_class_path(row.last_error),

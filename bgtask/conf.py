@@ -99,6 +99,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         None,
         "Bearer token that opens the JSON status endpoint besides a staff session; None: none.",
     ),
+    # Dashboard (issue 19): a host whose last batch is older than this is flagged stale.
+    "BGTASK_WORKER_STALE_AFTER": (
+        180,
+        "Seconds after a host's last finished batch at which the dashboard flags it stale; set it "
+        "above your schedule's interval (cron every minute: the default allows two missed runs).",
+    ),
     # Admin (issue 13): substring search reads every row, so it is opt-in.
     "BGTASK_ADMIN_FULL_SEARCH": (
         False,
@@ -278,6 +284,10 @@ def metrics_namespace() -> str | None:
 
 def status_token() -> str | None:
     return _optional_text("BGTASK_STATUS_TOKEN")
+
+
+def worker_stale_after() -> float:
+    return _positive_number("BGTASK_WORKER_STALE_AFTER", integer=False)
 
 
 def admin_full_search() -> bool:

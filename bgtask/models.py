@@ -1,9 +1,9 @@
 """The one table that holds all of bgtask's state.
 
-A row moves ``queued -> running -> succeeded | failed``; a retry moves it from ``running`` back
-to ``queued`` with a later ``run_at``. ``locked_by``/``locked_until`` form the lease of the worker
-running it: once ``locked_until`` has passed, the task is taken as abandoned and may be claimed
-again.
+A row moves ``queued -> running -> succeeded | failed``; a retry moves it from ``running`` back to
+``queued`` with a later ``run_at``, and a cancel moves a queued row to ``cancelled``.
+``locked_by``/``locked_until`` form the lease of the worker running it: once ``locked_until`` has
+passed, the task is taken as abandoned and may be claimed again.
 """
 
 from __future__ import annotations
@@ -48,12 +48,16 @@ class TaskQuerySet(models.QuerySet):
         return self.filter(status=Task.SUCCEEDED)
 
     def failed(self) -> TaskQuerySet:
-        """Tasks that failed for good or were cancelled (history until pruned)."""
+        """Tasks that failed for good (history until pruned); cancelled ones are apart."""
         return self.filter(status=Task.FAILED)
 
+    def cancelled(self) -> TaskQuerySet:
+        """Tasks cancelled before they ran (history until pruned)."""
+        return self.filter(status=Task.CANCELLED)
+
     def finished(self) -> TaskQuerySet:
-        """Succeeded and failed tasks: the history that ``BGTASK_RETENTION`` prunes."""
-        return self.filter(status__in=(Task.SUCCEEDED, Task.FAILED))
+        """Succeeded, failed and cancelled tasks: the history that ``BGTASK_RETENTION`` prunes."""
+        return self.filter(status__in=Task.FINISHED_STATUSES)
 
 
 class Task(models.Model):
@@ -61,10 +65,12 @@ class Task(models.Model):
 
     A call of a ``@background`` function writes one row and returns it. Fields to read:
     ``task_name``, ``queue``, ``priority``, ``run_at`` (when it is due), ``status`` (``QUEUED``,
-    ``RUNNING``, ``SUCCEEDED`` or ``FAILED``), ``attempts``, ``last_error`` (the last traceback),
-    ``failed_at``, ``created_at``, ``started_at``, ``finished_at``, the decoded ``args``,
-    ``kwargs`` and ``return_value``, and the options ``repeat``, ``repeat_until``, ``timeout`` and
-    ``unique_key``. ``locked_by`` and ``locked_until`` are the lease of the worker running it.
+    ``RUNNING``, ``SUCCEEDED``, ``FAILED`` or ``CANCELLED``), ``attempts``, ``last_error`` (the last
+    traceback), ``failed_at``, ``created_at``, ``started_at``, ``finished_at``, the decoded
+    ``args``, ``kwargs`` and ``return_value``, and the options ``repeat``, ``repeat_until``,
+    ``timeout`` and ``unique_key``. ``locked_by`` and ``locked_until`` are the lease of the worker
+    running it; ``progress`` (0.0 to 1.0) and ``progress_note`` are what the running task last
+    reported.
 
     >>> task = notify_user(42)
     >>> task.status, task.args
@@ -77,12 +83,16 @@ class Task(models.Model):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
     STATUS_CHOICES = [
         (QUEUED, "Queued"),
         (RUNNING, "Running"),
         (SUCCEEDED, "Succeeded"),
         (FAILED, "Failed"),
+        (CANCELLED, "Cancelled"),
     ]
+    #: A task in one of these states will not run again unless someone retries it.
+    FINISHED_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
 
     # Repeat intervals in seconds, as django-background-tasks spells them.
     HOURLY = 60 * 60
@@ -128,6 +138,10 @@ class Task(models.Model):
     # django.tasks rows: ``run_after`` exactly as given (NULL: not given), which ``run_at`` cannot
     # say once it holds the enqueue time. Read back by the backend only, never by a claim.
     run_after = models.DateTimeField(null=True, blank=True)
+    # How far the running task says it is, 0.0 to 1.0, and a line about it; written only by the
+    # lease holder (TaskStore.set_progress). NULL: the task never said.
+    progress = models.FloatField(null=True, blank=True)
+    progress_note = models.CharField(max_length=255, null=True, blank=True)
 
     objects = TaskQuerySet.as_manager()
 
@@ -169,6 +183,12 @@ class Task(models.Model):
             # fails for good or is retried from the admin, never on the claim/success path.
             models.Index(
                 fields=["id", "queue"], condition=Q(status="failed"), name="bgtask_failed_idx"
+            ),
+            # The same for cancelled tasks, which are counted and filtered apart from failures.
+            models.Index(
+                fields=["id", "queue"],
+                condition=Q(status="cancelled"),
+                name="bgtask_cancelled_idx",
             ),
             # Tasks waiting for a retry, by the start of their failed attempt: the dashboard's
             # "retried" and rescued figures. Partial: a first attempt never enters it.
@@ -237,3 +257,42 @@ class ImportedTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} #{self.source_id} -> task #{self.task_id}"
+
+
+class QueueState(models.Model):
+    """An operator's switch on one queue: while ``paused``, no worker claims its tasks.
+
+    Written by ``bgtask.pause_queue`` / ``bgtask.resume_queue`` (the admin's dashboard and
+    ``manage.py bgtask pause|resume`` call them). The claim statement reads this table itself
+    (bgtask.store.dialects), so every worker on every machine obeys a pause at its next claim.
+    A queue without a row is running.
+    """
+
+    name = models.CharField(max_length=100, primary_key=True)
+    paused = models.BooleanField(default=False)
+    paused_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "bgtask_queue_state"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({'paused' if self.paused else 'running'})"
+
+
+class WorkerBatch(models.Model):
+    """The last ``run_batch`` that finished on each worker host: when, which call (its worker
+    id), and its counts as JSON. One row per host, rewritten at the end of every batch
+    (``TaskStore.record_batch``), so the dashboard can say when a host last drained and warn when
+    that is longer ago than ``BGTASK_WORKER_STALE_AFTER``: a stopped cron looks like a quiet
+    system otherwise. Rows of hosts not seen for a week are deleted when a new host appears."""
+
+    host = models.CharField(max_length=255, primary_key=True)
+    worker_id = models.CharField(max_length=64)
+    finished_at = models.DateTimeField(db_index=True)
+    counts = models.TextField(default="{}")
+
+    class Meta:
+        db_table = "bgtask_worker_batch"
+
+    def __str__(self) -> str:
+        return f"{self.host} (last batch {self.finished_at.isoformat()})"

@@ -1,8 +1,9 @@
 """Cancelling queued tasks from code.
 
-A cancelled task is one that was still ``queued``: it is marked ``failed`` with ``last_error``
-starting ``Cancelled``, keeps its attempts, and frees its unique key; it will not run, a repeating
-task's chain ends with it, and the admin's "retry" can bring it back. A task already ``running``
+A cancelled task is one that was still ``queued``: its status becomes ``cancelled``, its
+``last_error`` says ``Cancelled`` and why, it keeps its attempts, and it frees its unique key; it
+will not run, a repeating task's chain ends with it, it is not counted as a failure, and the
+admin's "retry" can bring it back. A task already ``running``
 is left alone: it finishes, and ``cancel`` says so by returning ``False``. The status check and the
 write are one conditional UPDATE, so a worker claiming the task at the same instant either claims
 it first (cancel returns ``False``) or never sees it.
@@ -36,9 +37,8 @@ def cancel_queued(tasks: QuerySet, reason: str = "") -> int:
     """
     now = timezone.now()
     return tasks.filter(status=Task.QUEUED).update(
-        status=Task.FAILED,
+        status=Task.CANCELLED,
         last_error=_message(reason),
-        failed_at=now,
         finished_at=now,
         unique_key=None,
         locked_by=None,

@@ -1,7 +1,7 @@
-"""History and pruning: succeeded and failed tasks are kept for ``BGTASK_RETENTION`` (default 7
-days, counted from ``finished_at``), then deleted in small chunks so that no DELETE holds many row
-locks or a long transaction. ``run_batch`` prunes a little on every call; ``manage.py prune_tasks``
-prunes everything that is due (``--dry-run`` only counts).
+"""History and pruning: succeeded, failed and cancelled tasks are kept for ``BGTASK_RETENTION``
+(default 7 days, counted from ``finished_at``), then deleted in small chunks so that no DELETE holds
+many row locks or a long transaction. ``run_batch`` prunes a little on every call; ``manage.py
+prune_tasks`` prunes everything that is due (``--dry-run`` only counts).
 
 Queued and running tasks are never pruned, and the claim query's partial index (PostgreSQL,
 SQLite) only covers queued rows, so history does not slow claiming down while it waits.
@@ -37,7 +37,7 @@ def prunable(now: datetime | None = None, retention: timedelta | None = None, us
     if retention is None:
         return tasks.none()
     cutoff = (now or timezone.now()) - retention
-    return tasks.filter(status__in=(Task.SUCCEEDED, Task.FAILED), finished_at__lt=cutoff)
+    return tasks.filter(status__in=Task.FINISHED_STATUSES, finished_at__lt=cutoff)
 
 
 def prune(

@@ -7,6 +7,14 @@
 - SQLite: no row locks, but a single ``UPDATE ... RETURNING`` statement takes the write lock for its
   whole duration, so two processes can never claim the same row; a deferred read-then-write
   transaction could instead fail with "database is locked" on the lock upgrade.
+
+Every claim leaves out the queues paused in ``bgtask_queue_state`` (bgtask.features.pausing) with
+a condition of the claim statement itself (``NOT_PAUSED``), never a check beforehand, so a pause
+holds for every worker from its next claim. The claim still walks the partial due indexes in
+order; the condition filters the rows it meets (the subquery's result is computed once per
+statement: a hashed subplan on PostgreSQL, a materialised list on SQLite and MariaDB). Rows of a
+paused queue that sit at the head of the order are read and skipped by every claim while it is
+paused.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from datetime import datetime
 from django.db import connections, transaction
 
 from bgtask import conf
-from bgtask.models import Task
+from bgtask.models import QueueState, Task
 from bgtask.store.rows import tasks_from_rows
 
 ORDER = "priority DESC, run_at, id"
@@ -27,10 +35,17 @@ SUCCEEDED_SET = "status = 'succeeded', locked_by = NULL, locked_until = NULL, un
 SuccessRow = tuple[int, str, "str | None", datetime, datetime]
 
 
+# The queues no claim takes from. A plain NOT IN over a primary-key table that holds a few rows:
+# it is uncorrelated, so it runs once per statement, and in MariaDB's locking SELECT it takes no
+# row locks (a locking read locks only the rows of its own level), so a concurrent SKIP LOCKED
+# claim can never skip, and so ignore, a pause.
+NOT_PAUSED = f"queue NOT IN (SELECT qs.name FROM {QueueState._meta.db_table} qs WHERE qs.paused)"
+
+
 def _due_filter(queue: str | None) -> tuple[str, list]:
     if queue is None:
-        return "status = 'queued' AND run_at <= %s", []
-    return "status = 'queued' AND run_at <= %s AND queue = %s", [queue]
+        return f"status = 'queued' AND run_at <= %s AND {NOT_PAUSED}", []
+    return f"status = 'queued' AND run_at <= %s AND queue = %s AND {NOT_PAUSED}", [queue]
 
 
 class Dialect:
@@ -211,8 +226,8 @@ class SQLiteDialect(UpdateReturningDialect):
         claim_sql = (
             f"UPDATE {self.table} SET status = 'running', locked_by = %s, locked_until = %s, "
             f"started_at = %s WHERE id IN (SELECT id FROM {self.table} INDEXED BY {index} "
-            f"WHERE {scope} AND priority = %s AND run_at <= %s ORDER BY run_at, id LIMIT %s) "
-            f"RETURNING {self.columns}"
+            f"WHERE {scope} AND priority = %s AND run_at <= %s AND {NOT_PAUSED} "
+            f"ORDER BY run_at, id LIMIT %s) RETURNING {self.columns}"
         )
         rows: list[Task] = []
         priority = None
@@ -264,7 +279,8 @@ class MySQLDialect(Dialect):
         next_priority = f"SELECT priority FROM {self.table} WHERE {scope}"
         select = (
             f"SELECT {self.columns} FROM {self.table} WHERE {scope} AND priority = %s "
-            "AND run_at <= %s ORDER BY run_at, id LIMIT %s FOR UPDATE SKIP LOCKED"
+            f"AND run_at <= %s AND {NOT_PAUSED} ORDER BY run_at, id LIMIT %s "
+            "FOR UPDATE SKIP LOCKED"
         )
         due_by = self.adapt_datetime(now)
         rows: list[Task] = []

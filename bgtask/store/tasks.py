@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db import InterfaceError, OperationalError, connections, router, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    router,
+    transaction,
+)
 
 from bgtask import clock, conf
-from bgtask.models import Task
+from bgtask.models import Task, WorkerBatch
 from bgtask.store.dialects import dialect_for
 
 logger = logging.getLogger("bgtask.store")
@@ -23,6 +32,8 @@ ABANDONED_MESSAGE = (
 FIELD_NAMES = frozenset(f.name for f in Task._meta.concrete_fields if not f.primary_key)
 # Parameters per INSERT statement: below SQLite's 32,766 and PostgreSQL's 65,535 limits.
 INSERT_PARAMS = 30_000
+# A worker host whose last batch is older than this is forgotten when a new host appears.
+WORKER_HOST_MEMORY = timedelta(days=7)
 # How long a write keeps retrying while SQLite reports another writer holds the lock.
 SQLITE_LOCKED_PATIENCE = 60.0
 
@@ -363,3 +374,67 @@ class TaskStore:
             failed_at=finished_at,
             unique_key=None,
         )
+
+    # -- progress -----------------------------------------------------------------------------
+
+    def set_progress(self, task_id: int, worker_id: str, fraction: float, note: str = "") -> bool:
+        """Record how far a running task is: ``fraction`` from 0.0 to 1.0, and a short ``note``
+        (cut to 255 characters); ``False`` when ``worker_id`` no longer holds the task's lease
+        (it finished, or was taken over), and nothing is written then.
+
+        >>> TaskStore().set_progress(task.id, task.locked_by, 0.4, "page 4 of 10")
+        True
+        """
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+            raise TypeError(f"progress must be a number from 0 to 1, got {fraction!r}.")
+        if not 0.0 <= fraction <= 1.0:  # NaN fails this too
+            raise ValueError(f"progress must be from 0 to 1, got {fraction!r}.")
+        if not isinstance(note, str):
+            raise TypeError(f"a progress note must be a string, got {note!r}.")
+        limit = Task._meta.get_field("progress_note").max_length
+        if len(note) > limit:
+            note = note[: limit - 1] + "…"
+        updated = self._run(
+            lambda: (
+                Task.objects.using(self.alias)
+                .filter(id=task_id, status=Task.RUNNING, locked_by=worker_id)
+                .update(progress=float(fraction), progress_note=note or None)
+            )
+        )
+        return bool(updated)
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def record_batch(
+        self, host: str, worker_id: str, finished_at: datetime, counts: dict[str, object]
+    ) -> bool:
+        """Record that a batch of ``host`` (``worker_id``) finished at ``finished_at`` with
+        ``counts`` (``BatchResult.as_dict()``), replacing that host's previous record; the
+        dashboard's "last batch finished at". Housekeeping: a database error is logged and
+        ``False`` returned, never raised, so it cannot fail a batch that did its work.
+
+        >>> TaskStore().record_batch("web-1", result.worker_id, now, result.as_dict())
+        True
+        """
+        host = host[: WorkerBatch._meta.get_field("host").max_length]
+        fields = {"worker_id": worker_id, "finished_at": finished_at, "counts": json.dumps(counts)}
+        rows = WorkerBatch.objects.using(self.alias)
+
+        def write() -> None:
+            if rows.filter(host=host).update(**fields):
+                return
+            try:
+                with transaction.atomic(using=self.alias):
+                    rows.create(host=host, **fields)
+            except IntegrityError:  # another process of this host created it meanwhile
+                rows.filter(host=host).update(**fields)
+                return
+            # A new host (a new Lambda environment, a new box): forget hosts long gone.
+            rows.filter(finished_at__lt=finished_at - WORKER_HOST_MEMORY).delete()
+
+        try:
+            self._run(write)
+        except DatabaseError as exc:
+            logger.warning("Could not record the end of batch %s: %s", worker_id, exc)
+            return False
+        return True

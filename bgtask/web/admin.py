@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
+from urllib.parse import urlencode
 
 import django
 from django.contrib import admin, messages
@@ -28,44 +29,48 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from bgtask import clock, conf, registry
+from bgtask import conf, registry
 from bgtask.features.cancellation import cancel_queued
+from bgtask.features.pausing import pause_queue, paused_queues, resume_queue
+from bgtask.features.retrying import retry_failed, run_now
 from bgtask.models import PeriodicOccurrence, Task
 from bgtask.web.charts import stacked_bars
-from bgtask.web.status import health, status_is
+from bgtask.web.status import ERROR_SUMMARY_LENGTH, error_summary, health, status_is
 
-ERROR_SUMMARY_LENGTH = 80
+__all__ = ["ERROR_SUMMARY_LENGTH", "TaskAdmin", "error_summary", "retry_failed", "run_now"]
+#: The one way the admin writes a time, in the list, on a task's page and on the dashboard.
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
 #: Rows the list counts at most; beyond it the list says "more than" instead of counting them all.
 COUNT_CAP = 10_000
 #: Seconds between two refreshes of the dashboard.
 DASHBOARD_REFRESH = 30
 
 
-def run_now(tasks: QuerySet) -> int:
-    """Make queued tasks due at once (a scheduled or backing-off task jumps its wait)."""
-    return tasks.filter(status=Task.QUEUED).update(run_at=clock.now(tasks.db))
+def format_time(value) -> str:
+    """An aware datetime in the admin's one format, in the current time zone; ``-`` for None."""
+    return "-" if value is None else timezone.localtime(value).strftime(TIME_FORMAT)
 
 
-def retry_failed(tasks: QuerySet) -> int:
-    """Put failed tasks back in the queue, due now, with their attempts reset. ``last_error``
-    is kept until the next run overwrites it; a unique task comes back without its key."""
-    return tasks.filter(status=Task.FAILED).update(
-        status=Task.QUEUED,
-        attempts=0,
-        run_at=clock.now(tasks.db),
-        failed_at=None,
-        finished_at=None,
-        started_at=None,
-    )
+def attempts_made(task: Task) -> int:
+    """Runs a task has had, the one running now included. ``attempts`` counts failed runs only
+    (it drives the backoff), so a task that succeeded at its first run has ``attempts == 0``."""
+    return task.attempts + (1 if task.status in (Task.RUNNING, Task.SUCCEEDED) else 0)
 
 
-def error_summary(text: str, length: int = ERROR_SUMMARY_LENGTH) -> str:
-    """The line that names the exception (the last one of a traceback), shortened."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    if not lines:
-        return ""
-    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
-    return line if len(line) <= length else line[: length - 1] + "…"
+def error_is_current(task: Task) -> bool:
+    """Whether ``last_error`` says why the task is where it is (failed or cancelled), rather
+    than what went wrong in an earlier attempt of a task that was retried since."""
+    return task.status in (Task.FAILED, Task.CANCELLED)
+
+
+def _time_field(name: str, label: str):
+    """A read-only field of the task's page showing the datetime ``name`` in TIME_FORMAT."""
+
+    @admin.display(description=label)
+    def show(self, task: Task) -> str:
+        return format_time(getattr(task, name))
+
+    return show
 
 
 def duration_text(seconds: float) -> str:
@@ -80,7 +85,34 @@ def duration_text(seconds: float) -> str:
         return f"{days} d {hours} h"
     if hours:
         return f"{hours} h {minutes} min"
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+    if minutes:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    return f"{secs} s"
+
+
+def progress_text(fraction: float, note: str | None) -> str:
+    """``0.423, "page 4"`` -> ``"42 % page 4"``."""
+    text = f"{fraction * 100:.0f} %"
+    return f"{text} {note}" if note else text
+
+
+def when(task: Task):
+    """(label, time) of a task's row: when it is due, started, or finished."""
+    if task.status == Task.QUEUED:
+        return ("due since" if task.run_at <= timezone.now() else "due at"), task.run_at
+    if task.status == Task.RUNNING:
+        return "started", task.started_at
+    return task.status, task.finished_at or task.failed_at
+
+
+def precise_duration(delta) -> str:
+    """A run time: ``0.042 s``, ``12.5 s``, or ``duration_text`` past a minute."""
+    seconds = max(0.0, delta.total_seconds())
+    if seconds < 10:
+        return f"{seconds:.3f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return duration_text(seconds)
 
 
 def capped_count(tasks: QuerySet, cap: int = COUNT_CAP) -> int:
@@ -158,22 +190,32 @@ class TaskNameFilter(RegisteredChoicesFilter):
         return set(registry.names())
 
 
-OUTCOME_FIELDS = ("status_display", "attempts", "when", "error_line", "traceback")
+OUTCOME_FIELDS = (
+    "status_display",
+    "progress_display",
+    "attempts_display",
+    "when",
+    "run_duration",
+    "error_line",
+    "traceback",
+)
+# The datetime fields are shown through _time_field, in the admin's one format.
 TASK_FIELDS = (
     "id",
     "task_name",
+    "verbose_name",
     "queue",
     "priority",
-    "run_at",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "failed_at",
+    "run_at_display",
+    "created_at_display",
+    "started_at_display",
+    "finished_at_display",
+    "failed_at_display",
     "locked_by",
-    "locked_until",
+    "locked_until_display",
     "unique_key",
     "repeat",
-    "repeat_until",
+    "repeat_until_display",
     "timeout",
 )
 DATA_FIELDS = ("arguments_display", "result_display")
@@ -181,9 +223,22 @@ DATA_FIELDS = ("arguments_display", "result_display")
 #: action name -> (function(queryset) -> count, message, statuses it applies to)
 PAGE_ACTIONS = {
     "run_now": (run_now, "{} queued task(s) are due now.", (Task.QUEUED,)),
-    "retry": (retry_failed, "{} failed task(s) queued again.", (Task.FAILED,)),
+    "retry": (
+        retry_failed,
+        "{} failed or cancelled task(s) queued again.",
+        (Task.FAILED, Task.CANCELLED),
+    ),
     "cancel": (None, "{} queued task(s) cancelled.", (Task.QUEUED,)),
 }
+
+
+def _queue_links(changelist: str, queue: str) -> dict[str, str]:
+    """The Tasks list filtered to ``queue`` (``all``) and to each status of it."""
+    base = f"{changelist}?{urlencode({'queue__exact': queue})}"
+    links = {"all": base}
+    for status in (Task.QUEUED, Task.RUNNING, Task.SUCCEEDED, Task.FAILED, Task.CANCELLED):
+        links[status] = f"{base}&{urlencode({'status__exact': status})}"
+    return links
 
 
 def _pretty_json(text: str | None) -> str:
@@ -201,8 +256,9 @@ class TaskAdmin(admin.ModelAdmin):
         "id",
         "task",
         "queue",
-        "status",
-        "due",
+        "status_cell",
+        "attempts_cell",
+        "when_cell",
     )
     list_filter = (StatusFilter, QueueFilter, TaskNameFilter)
     # Shown for the search box; get_search_results decides what a term matches.
@@ -211,6 +267,9 @@ class TaskAdmin(admin.ModelAdmin):
     ordering = ("-id",)
     sortable_by = ("id",)
     show_full_result_count = False
+    # Django's "Show counts" facets count over the whole filtered table on every page view.
+    if hasattr(admin, "ShowFacets"):
+        show_facets = admin.ShowFacets.NEVER
     paginator = CappedPaginator
     actions = ("action_run_now", "action_retry", "action_cancel")
     fieldsets = (
@@ -224,10 +283,38 @@ class TaskAdmin(admin.ModelAdmin):
 
     # -- the list -----------------------------------------------------------------------------
 
-    @admin.display(description="Run at")
-    def due(self, task: Task) -> str:
-        # Compact, so that the error column keeps its room at 1280 px beside the filters.
-        return f"{timezone.localtime(task.run_at):%Y-%m-%d %H:%M}"
+    @admin.display(description="Status")
+    def status_cell(self, task: Task) -> str:
+        # The progress a running task reported sits under its status: a column of its own would
+        # be empty on nearly every row.
+        if task.progress is None:
+            return task.get_status_display()
+        return format_html(
+            '{}<span class="bgtask-progress" title="{}">{}</span>',
+            task.get_status_display(),
+            task.progress_note or "",
+            progress_text(task.progress, task.progress_note),
+        )
+
+    @admin.display(description="Attempts")
+    def attempts_cell(self, task: Task) -> int:
+        return attempts_made(task)
+
+    @admin.display(description="When")
+    def when_cell(self, task: Task) -> str:
+        # What the row's time means depends on its status; the label says which one it is. The
+        # date and the time may go on two lines, so the column stays narrow at 1280 px.
+        label, at = when(task)
+        if at is None:
+            return label
+        day, _, clock_time = format_time(at).partition(" ")
+        return format_html(
+            '<span class="bgtask-nowrap">{}</span> <span class="bgtask-nowrap">{}</span>'
+            '<span class="bgtask-label">{}</span>',
+            day,
+            clock_time,
+            label,
+        )
 
     @admin.display(description="Task and last error")  # attempts: on the task's page
     def task(self, task: Task) -> str:
@@ -242,7 +329,15 @@ class TaskAdmin(admin.ModelAdmin):
         if not task.last_error:
             return name
         line = error_summary(task.last_error, length=1000)
-        return format_html('{}<span class="bgtask-error" title="{}">{}</span>', name, line, line)
+        if not error_is_current(task):
+            line, kind = f"Earlier attempt: {line}", " bgtask-error-earlier"
+        elif task.status == Task.CANCELLED:
+            kind = " bgtask-error-cancelled"  # why it was cancelled: not an error
+        else:
+            kind = ""
+        return format_html(
+            '{}<span class="bgtask-error{}" title="{}">{}</span>', name, kind, line, line
+        )
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -283,11 +378,14 @@ class TaskAdmin(admin.ModelAdmin):
         self.message_user(request, f"{count} queued task(s) are due now.", messages.SUCCESS)
 
     @admin.action(
-        description="Retry (failed tasks back to queued, attempts reset)", permissions=["change"]
+        description="Retry (failed and cancelled tasks back to queued, attempts reset)",
+        permissions=["change"],
     )
     def action_retry(self, request, queryset):
         count = retry_failed(queryset)
-        self.message_user(request, f"{count} failed task(s) queued again.", messages.SUCCESS)
+        self.message_user(
+            request, f"{count} failed or cancelled task(s) queued again.", messages.SUCCESS
+        )
 
     @admin.action(description="Cancel (queued tasks; running ones finish)", permissions=["change"])
     def action_cancel(self, request, queryset):
@@ -313,6 +411,8 @@ class TaskAdmin(admin.ModelAdmin):
         ]
         extra_context = {
             **(extra_context or {}),
+            # Every field is read-only, whatever the user's permissions: never "Change task".
+            "title": f"View {self.opts.verbose_name}",
             "show_save": False,
             "show_save_and_continue": False,
             "show_save_and_add_another": False,
@@ -328,27 +428,69 @@ class TaskAdmin(admin.ModelAdmin):
             task.get_status_display(),
         )
 
+    @admin.display(description="Progress")
+    def progress_display(self, task: Task) -> str:
+        if task.progress is None:
+            return "-"
+        return format_html(
+            '<progress class="bgtask-progress-bar" max="1" value="{}"></progress> {}',
+            task.progress,
+            progress_text(task.progress, task.progress_note),
+        )
+
     @admin.display(description="When")
     def when(self, task: Task) -> str:
-        if task.status == Task.QUEUED:
-            label, at = ("due since" if task.run_at <= timezone.now() else "due at"), task.run_at
-        elif task.status == Task.RUNNING:
-            label, at = "started", task.started_at
-        else:
-            label, at = task.status, task.finished_at or task.failed_at
-        if at is None:
-            return label
-        return f"{label} {timezone.localtime(at):%Y-%m-%d %H:%M:%S %Z}"
+        label, at = when(task)
+        return label if at is None else f"{label} {format_time(at)}"
+
+    @admin.display(description="Attempts")
+    def attempts_display(self, task: Task) -> str:
+        limit = task.max_attempts if task.max_attempts is not None else conf.max_attempts()
+        return f"{attempts_made(task)} of at most {limit}"
+
+    @admin.display(description="Run time")
+    def run_duration(self, task: Task) -> str:
+        if task.started_at is None:
+            return "-"
+        if task.status == Task.RUNNING:
+            return f"{precise_duration(timezone.now() - task.started_at)} so far"
+        if task.finished_at is None or task.status == Task.QUEUED:
+            # A retry waiting: started_at is its failed attempt's start; that run's end is lost.
+            return "-"
+        return precise_duration(task.finished_at - task.started_at)
 
     @admin.display(description="Error")
     def error_line(self, task: Task) -> str:
-        return error_summary(task.last_error, length=1000) or "-"
+        line = error_summary(task.last_error, length=1000)
+        if not line:
+            return "-"
+        if task.status == Task.CANCELLED:
+            return format_html('<span class="bgtask-error-cancelled">{}</span>', line)
+        if error_is_current(task):
+            return format_html('<span class="bgtask-error-now">{}</span>', line)
+        return format_html(
+            '<span class="bgtask-error-earlier">From an earlier attempt: {}</span>', line
+        )
 
     @admin.display(description="Traceback")
     def traceback(self, task: Task) -> str:
         if not task.last_error:
             return "-"
-        return format_html('<pre class="bgtask-block">{}</pre>', task.last_error)
+        if error_is_current(task):
+            return format_html('<pre class="bgtask-block">{}</pre>', task.last_error)
+        return format_html(
+            '<p class="bgtask-note">From an earlier attempt; the task was retried since.</p>'
+            '<pre class="bgtask-block">{}</pre>',
+            task.last_error,
+        )
+
+    run_at_display = _time_field("run_at", "Run at")
+    created_at_display = _time_field("created_at", "Created at")
+    started_at_display = _time_field("started_at", "Started at")
+    finished_at_display = _time_field("finished_at", "Finished at")
+    failed_at_display = _time_field("failed_at", "Failed at")
+    locked_until_display = _time_field("locked_until", "Locked until")
+    repeat_until_display = _time_field("repeat_until", "Repeat until")
 
     @admin.display(description="Arguments")
     def arguments_display(self, task: Task) -> str:
@@ -383,29 +525,78 @@ class TaskAdmin(admin.ModelAdmin):
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
         figures = health()
+        paused = paused_queues()
         throughput = figures["throughput"]
+        changelist = reverse("admin:bgtask_task_changelist")
         context = {
             **self.admin_site.each_context(request),
             "title": "Task queue dashboard",
             "opts": self.opts,
             "figures": figures,
             "queues": [
-                {"name": name, "stats": stats, "lag": duration_text(stats["oldest_due_age"])}
+                {
+                    "name": name,
+                    "stats": stats,
+                    "lag": duration_text(stats["oldest_due_age"]),
+                    "paused_at": paused.get(name),
+                    "links": _queue_links(changelist, name),
+                }
                 for name, stats in figures["queues"].items()
             ],
+            "batches": [
+                {
+                    **batch,
+                    "ago": duration_text(batch["age_seconds"]),
+                    "counts_text": ", ".join(f"{k} {v}" for k, v in batch["counts"].items()),
+                    "ran": sum(
+                        batch["counts"].get(k, 0) for k in ("succeeded", "failed", "retried")
+                    ),
+                }
+                for batch in figures["batches"]
+            ],
+            "stale_after": duration_text(conf.worker_stale_after()),
+            "can_pause": self.has_change_permission(request),
+            "pause_url": reverse("admin:bgtask_task_queue", args=["pause"]),
+            "resume_url": reverse("admin:bgtask_task_queue", args=["resume"]),
             "refresh": DASHBOARD_REFRESH,
             "per_minute": stacked_bars(throughput["per_minute"], 10, "%H:%M"),
             "per_hour": stacked_bars(throughput["per_hour"], 4, "%H:00"),
-            "changelist_url": reverse("admin:bgtask_task_changelist"),
+            "changelist_url": changelist,
             # Django 6 draws breadcrumbs as <ol class="breadcrumbs">, 5.2 as a <div>.
             "legacy_breadcrumbs": django.VERSION < (6,),
         }
         return TemplateResponse(request, "admin/bgtask/task/dashboard.html", context)
 
+    def queue_view(self, request: HttpRequest, action: str) -> HttpResponse:
+        """POST from the dashboard's Pause / Resume buttons (the queue is in the form)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if action not in ("pause", "resume"):
+            raise PermissionDenied(f"Unknown queue action {action!r}.")
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        queue = request.POST.get("queue", "")
+        try:
+            changed = (pause_queue if action == "pause" else resume_queue)(queue)
+        except (TypeError, ValueError) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            done = "paused" if action == "pause" else "resumed"
+            if changed:
+                self.message_user(request, f"Queue {queue!r} {done}.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"Queue {queue!r} was {done} already.", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:bgtask_task_dashboard"))
+
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [
             path("dashboard/", wrap(self.dashboard_view), name="bgtask_task_dashboard"),
+            path(
+                "dashboard/queue/<str:action>/",
+                wrap(self.queue_view),
+                name="bgtask_task_queue",
+            ),
             path(
                 "<path:object_id>/act/<str:action>/",
                 wrap(self.act_view),

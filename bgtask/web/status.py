@@ -14,6 +14,7 @@ use a partial index (``... WHERE status = 'queued'``) only when it sees the lite
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
@@ -36,12 +37,15 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat, TruncHour, TruncMinute
 from django.utils import timezone
 
-from bgtask.models import Task
+from bgtask import conf
+from bgtask.features.pausing import paused_queues
+from bgtask.models import Task, WorkerBatch
 from bgtask.store.tasks import ABANDONED_MESSAGE
 
 # How a rescued task's last_error starts (see TaskStore.rescue_abandoned).
 RESCUED_PREFIX = ABANDONED_MESSAGE.split(":", 1)[0] + ":"
 TOP = 10  # rows in the slowest / most failing tables
+ERROR_SUMMARY_LENGTH = 80
 
 
 class QueueStats(TypedDict):
@@ -49,11 +53,24 @@ class QueueStats(TypedDict):
     scheduled: int  # queued for later
     running: int
     failed: int  # failed for good (history until pruned)
+    cancelled: int  # cancelled before they ran (history until pruned); never counted as failed
     oldest_due_age: float  # seconds since the oldest due task became due; 0.0 when none is due
     failed_last_hour: int  # failed for good in the last hour (this minute and the 59 before)
     failed_last_day: int  # this hour and the 23 before
     succeeded_last_hour: int
     succeeded_last_day: int
+    cancelled_last_hour: int
+    cancelled_last_day: int
+    paused: bool  # paused by an operator (bgtask.pause_queue): no worker claims its tasks
+
+
+def error_summary(text: str, length: int = ERROR_SUMMARY_LENGTH) -> str:
+    """The line that names the exception (the last one of a traceback), shortened."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
+    return line if len(line) <= length else line[: length - 1] + "…"
 
 
 def status_is(status: str) -> RawSQL:
@@ -143,14 +160,14 @@ def queue_stats(
     _day: list[dict[str, Any]] | None = None,
     _hour: list[dict[str, Any]] | None = None,
 ) -> dict[str, QueueStats]:
-    """Per queue counts; a queue with nothing queued, running, failed or finished in the last day
-    is left out. "Last hour" is the current minute and the 59 before it, "last day" the current
-    hour and the 23 before it (the charts' buckets). ``include_history=False`` skips the failed
-    and last hour/day counts (left at 0), for a caller that runs after every batch and wants
+    """Per queue counts; a queue with nothing queued, running, failed or finished in the last day is
+    left out unless it is paused. "Last hour" is the current minute and the 59 before it, "last day"
+    the current hour and the 23 before it (the charts' buckets). ``include_history=False`` skips the
+    failed and last hour/day counts (left at 0), for a caller that runs after every batch and wants
     only the depth and lag."""
     now = now or timezone.now()
     stats: dict[str, dict[str, Any]] = defaultdict(
-        lambda: dict.fromkeys(QueueStats.__annotations__, 0)
+        lambda: {**dict.fromkeys(QueueStats.__annotations__, 0), "paused": False}
     )
     due = Q(run_at__lte=now)
     # bgtask_due_queue_idx: the queued rows only.
@@ -174,6 +191,8 @@ def queue_stats(
         _tasks(using).filter(status_is(Task.RUNNING)).values("queue").annotate(n=Count("id"))
     ).order_by():
         stats[row["queue"]]["running"] = row["n"]
+    for name in paused_queues(using=using):
+        stats[name]["paused"] = True
     if not include_history:
         return {name: QueueStats(**stats[name]) for name in sorted(stats)}  # type: ignore[typeddict-item]
     # bgtask_failed_idx (partial, covers queue): failures kept until pruned.
@@ -181,11 +200,16 @@ def queue_stats(
         _tasks(using).filter(status_is(Task.FAILED)).values("queue").annotate(n=Count("id"))
     ).order_by():
         stats[row["queue"]]["failed"] = row["n"]
+    # bgtask_cancelled_idx, the same for cancelled tasks.
+    for row in (
+        _tasks(using).filter(status_is(Task.CANCELLED)).values("queue").annotate(n=Count("id"))
+    ).order_by():
+        stats[row["queue"]]["cancelled"] = row["n"]
     day = _day if _day is not None else _outcomes(_hour_start(now), "hour", using)
     hour = _hour if _hour is not None else _outcomes(_minute_start(now), "minute", using)
     for rows, suffix in ((day, "last_day"), (hour, "last_hour")):
         for row in rows:
-            if row["status"] in (Task.SUCCEEDED, Task.FAILED):
+            if row["status"] in Task.FINISHED_STATUSES:
                 stats[row["queue"]][f"{row['status']}_{suffix}"] += row["n"]
     return {name: QueueStats(**stats[name]) for name in sorted(stats)}  # type: ignore[typeddict-item]
 
@@ -301,7 +325,8 @@ def most_failing(
     _hour: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Task names by failures (for good) in the last day, most first, with their failures in
-    the last hour."""
+    the last hour and the exception line of their newest failure (``error_line``). Cancelled
+    tasks are not failures and are not counted."""
     now = now or timezone.now()
     day = _day if _day is not None else _outcomes(_hour_start(now), "hour", using)
     hour = _hour if _hour is not None else _outcomes(_minute_start(now), "minute", using)
@@ -313,9 +338,27 @@ def most_failing(
                 counts[row["task_name"]] += row["n"]
     ranked = sorted(per_day.items(), key=lambda item: (-item[1], item[0]))[:TOP]
     return [
-        {"task_name": name, "failures": n, "failures_last_hour": per_hour[name]}
+        {
+            "task_name": name,
+            "failures": n,
+            "failures_last_hour": per_hour[name],
+            "error_line": _latest_error_line(name, using),
+        }
         for name, n in ranked
     ]
+
+
+def _latest_error_line(task_name: str, using: str | None) -> str:
+    """The exception line of ``task_name``'s newest failure still kept (at most TOP of these
+    per dashboard view; bgtask_failed_idx read backwards, filtered on the name)."""
+    error = (
+        _tasks(using)
+        .filter(status_is(Task.FAILED), task_name=task_name)
+        .order_by("-id")
+        .values_list("last_error", flat=True)
+        .first()
+    )
+    return error_summary(error or "")
 
 
 def workers(now: datetime | None = None, using: str | None = None) -> list[dict[str, Any]]:
@@ -343,6 +386,57 @@ def workers(now: datetime | None = None, using: str | None = None) -> list[dict[
         }
         for r in rows
     ]
+
+
+def batches(now: datetime | None = None, using: str | None = None) -> list[dict[str, Any]]:
+    """The last finished batch of each worker host, most recent first: ``host``, ``worker_id``,
+    ``finished_at``, ``counts`` (``BatchResult.as_dict()``), ``age_seconds``, and ``stale`` when
+    that is longer ago than ``BGTASK_WORKER_STALE_AFTER``."""
+    now = now or timezone.now()
+    stale_after = conf.worker_stale_after()
+    found = []
+    for row in WorkerBatch.objects.using(using).order_by("-finished_at", "host"):
+        age = max(0.0, (now - row.finished_at).total_seconds())
+        try:
+            counts = json.loads(row.counts)
+        except ValueError:
+            counts = {}
+        found.append(
+            {
+                "host": row.host,
+                "worker_id": row.worker_id,
+                "finished_at": row.finished_at,
+                "counts": counts,
+                "age_seconds": round(age, 3),
+                "stale": age > stale_after,
+            }
+        )
+    return found
+
+
+#: Running tasks ``in_progress`` lists at most.
+PROGRESS_ROWS = 50
+
+
+def in_progress(using: str | None = None) -> list[dict[str, Any]]:
+    """Running tasks that reported their progress (``set_progress``), oldest start first: id,
+    name, queue, worker, start, ``progress`` (0.0 to 1.0) and ``progress_note``. Read through the
+    partial index of running rows."""
+    rows = (
+        _tasks(using)
+        .filter(status_is(Task.RUNNING), progress__isnull=False)
+        .order_by("started_at", "id")
+        .values(
+            "id",
+            "task_name",
+            "queue",
+            "locked_by",
+            "started_at",
+            "progress",
+            "progress_note",
+        )[:PROGRESS_ROWS]
+    )
+    return [{**row, "progress_note": row["progress_note"] or ""} for row in rows]
 
 
 def rescued(
@@ -384,5 +478,7 @@ def health(now: datetime | None = None, using: str | None = None) -> dict[str, A
         "slowest": slowest(now, using),
         "most_failing": most_failing(now, using, _day=day, _hour=hour),
         "workers": workers(now, using),
+        "in_progress": in_progress(using),
+        "batches": batches(now, using),
         "rescued": rescued(now, using, _retries=retries),
     }

@@ -280,6 +280,9 @@ def _run_batch(
 
     hooks.after_batch()
     result.elapsed = time.monotonic() - started
+    store.record_batch(
+        socket.gethostname(), result.worker_id, clock.now(store.alias), result.as_dict()
+    )
     # An empty poll is routine in a polling loop; only batches that did something are news.
     level = logging.INFO if (result.ran or result.released or result.rescued) else logging.DEBUG
     logger.log(level, "Batch %s: %s", result.worker_id, result.as_dict())

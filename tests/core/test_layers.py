@@ -211,7 +211,17 @@ def test_no_module_imports_inside_a_function_to_dodge_a_cycle():
 
 def test_nothing_inside_the_package_imports_a_name_the_root_loads_lazily():
     # Such an import would run the root's __getattr__ and hide the real dependency.
-    lazy = {"background", "TaskFunction", "run_batch", "BatchResult", "enqueue_many", "Call"}
+    lazy = {
+        "background",
+        "TaskFunction",
+        "run_batch",
+        "BatchResult",
+        "enqueue_many",
+        "Call",
+        "cancel",
+        "pause_queue",
+        "resume_queue",
+    }
     offenders = []
     for name, path in MODULES.items():
         for node in ast.walk(ast.parse(path.read_text())):
@@ -224,7 +234,16 @@ def test_the_features_are_grouped_apart_from_the_core():
     features = {name for name in MODULES if name.startswith("bgtask.features.")}
     assert features == {
         f"bgtask.features.{name}"
-        for name in ("cancellation", "hooks", "periodic", "pruning", "repeating", "uniqueness")
+        for name in (
+            "cancellation",
+            "hooks",
+            "pausing",
+            "periodic",
+            "pruning",
+            "repeating",
+            "retrying",
+            "uniqueness",
+        )
     }
     for name in ("repeating", "uniqueness"):
         assert importlib.util.find_spec(f"bgtask.{name}") is None, f"bgtask/{name}.py is back"
@@ -257,6 +276,10 @@ def test_the_documented_import_paths_work():
     assert cancel_queued is cancellation.cancel_queued
     assert periodic_decorator is periodic.periodic
     assert prune is pruning.prune
+    from bgtask.features import pausing
+
+    assert bgtask.pause_queue is pausing.pause_queue
+    assert bgtask.resume_queue is pausing.resume_queue
     from bgtask import BatchResult, run_batch
     from bgtask.worker.batch import BatchResult as batch_result
     from bgtask.worker.batch import run_batch as batch_run

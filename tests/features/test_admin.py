@@ -45,6 +45,7 @@ def test_the_list_shows_counts_per_status_and_error_summaries(admin_client, rows
         ("Running", 1),
         ("Succeeded", 1),
         ("Failed", 1),
+        ("Cancelled", 0),
     ]
     html = response.content.decode()
     assert "<strong>Failed</strong>: 1" in html
@@ -108,7 +109,7 @@ def test_arguments_and_result_are_pretty_printed(admin_client):
 
 @pytest.mark.parametrize(
     ("row", "action", "expected_status"),
-    [("failed", "retry", Task.QUEUED), ("queued", "cancel", Task.FAILED)],
+    [("failed", "retry", Task.QUEUED), ("queued", "cancel", Task.CANCELLED)],
 )
 def test_page_buttons_run_an_action_on_one_task(admin_client, rows, row, action, expected_status):
     task = rows[row]
@@ -179,7 +180,8 @@ def test_cancel_cancels_queued_and_leaves_running(admin_client, rows):
     response = act(admin_client, "action_cancel", rows["queued"], rows["running"])
     assert "1 queued task(s) cancelled." in response.content.decode()
     queued = Task.objects.get(pk=rows["queued"].pk)
-    assert queued.status == Task.FAILED and "cancelled in the admin by admin" in queued.last_error
+    assert queued.status == Task.CANCELLED
+    assert "cancelled in the admin by admin" in queued.last_error
     assert Task.objects.get(pk=rows["running"].pk).status == Task.RUNNING
 
 

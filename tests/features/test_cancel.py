@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_a_cancelled_task_never_runs_and_says_why():
     task = tasks.record("c")
     assert cancel(task, reason="customer left") is True
-    assert task.status == Task.FAILED
+    assert task.status == Task.CANCELLED
     assert task.last_error == "Cancelled: customer left"
     assert task.finished_at is not None
     assert run_batch(5).ran == 0

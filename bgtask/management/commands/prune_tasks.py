@@ -15,7 +15,7 @@ from bgtask.features.pruning import prunable, prune
 
 
 class Command(BaseCommand):
-    help = "Delete succeeded and failed tasks older than BGTASK_RETENTION, in small chunks."
+    help = "Delete finished tasks (any but queued or running) older than BGTASK_RETENTION."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
