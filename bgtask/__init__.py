@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the names below are, for type checkers and the API reference
     from bgtask.bulk import Call, enqueue_many
+    from bgtask.current import CurrentTask, current_task, set_progress
     from bgtask.decorators import TaskFunction, background
     from bgtask.features.cancellation import cancel
     from bgtask.features.pausing import pause_queue, resume_queue
@@ -29,13 +30,16 @@ if TYPE_CHECKING:  # what the names below are, for type checkers and the API ref
 __all__ = [
     "BatchResult",
     "Call",
+    "CurrentTask",
     "TaskFunction",
     "background",
     "cancel",
+    "current_task",
     "enqueue_many",
     "pause_queue",
     "resume_queue",
     "run_batch",
+    "set_progress",
 ]
 
 
@@ -56,6 +60,10 @@ def __getattr__(name: str) -> Any:
         from bgtask.features import cancellation
 
         return cancellation.cancel
+    if name in ("current_task", "set_progress", "CurrentTask"):
+        from bgtask import current
+
+        return getattr(current, name)
     if name in ("pause_queue", "resume_queue"):
         from bgtask.features import pausing
 

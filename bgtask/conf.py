@@ -31,6 +31,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Tasks one run_batch runs at once: sync tasks on that many threads, async def tasks on "
         "one event loop (process_tasks --concurrency, run_batch(concurrency=)).",
     ),
+    "BGTASK_CANCEL_CHECK_SECONDS": (
+        1.0,
+        "How often a worker with tasks running looks for cancel requests of them (one indexed "
+        "query); a cancelled running task stops within about this long.",
+    ),
     "BGTASK_EXIT_GRACE": (
         10.0,
         "Seconds process_tasks keeps trying, as it exits, to write what it owes a database that "
@@ -153,6 +158,10 @@ def concurrency() -> int:
             f"BGTASK_CONCURRENCY must be an int of 1 or more, got {value!r}."
         )
     return value
+
+
+def cancel_check_seconds() -> float:
+    return float(_positive_number("BGTASK_CANCEL_CHECK_SECONDS", integer=False))
 
 
 def exit_grace() -> float:

@@ -40,6 +40,16 @@ class TaskAbandoned(BaseException):
         )
 
 
+class TaskCancelled(BaseException):
+    """Raised inside a running task whose cancel was asked (``bgtask.cancel(task)``) once its
+    worker sees the request; the row ends ``cancelled`` and is never retried. An async task is
+    cancelled at its next ``await`` instead. A ``BaseException``, like ``TaskTimedOut``, so that a
+    task's own ``except Exception`` does not swallow it."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or "Cancelled while it ran: bgtask.cancel() asked it to stop.")
+
+
 class DatabaseUnavailable(OperationalError):
     """``run_batch`` lost its database (connection refused, dropped, server shutting down) and one
     reconnect did not bring it back. The message is one line naming the alias and server (never

@@ -142,6 +142,9 @@ class Task(models.Model):
     # lease holder (TaskStore.set_progress). NULL: the task never said.
     progress = models.FloatField(null=True, blank=True)
     progress_note = models.CharField(max_length=255, null=True, blank=True)
+    # When bgtask.cancel() asked the running task to stop (its worker's heartbeat sees it within
+    # BGTASK_CANCEL_CHECK_SECONDS and stops it with TaskCancelled). NULL: nobody asked.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
     objects = TaskQuerySet.as_manager()
 

@@ -3,10 +3,14 @@
 A cancelled task is one that was still ``queued``: its status becomes ``cancelled``, its
 ``last_error`` says ``Cancelled`` and why, it keeps its attempts, and it frees its unique key; it
 will not run, a repeating task's chain ends with it, it is not counted as a failure, and the
-admin's "retry" can bring it back. A task already ``running``
-is left alone: it finishes, and ``cancel`` says so by returning ``False``. The status check and the
-write are one conditional UPDATE, so a worker claiming the task at the same instant either claims
-it first (cancel returns ``False``) or never sees it.
+admin's "retry" can bring it back. The status check and the write are one conditional UPDATE, so a
+worker claiming the task at the same instant either claims it first or never sees it.
+
+A task already ``running`` is asked to stop: ``cancel`` records the request on the row, the
+worker running it sees it within ``BGTASK_CANCEL_CHECK_SECONDS`` (1 s by default) and stops it
+(``TaskCancelled`` raised at the task's next Python instruction, or an async task cancelled at its
+next ``await``); the row then ends ``cancelled``, with the attempt counted, and is never retried.
+A task that finishes before its worker sees the request keeps its outcome.
 
 >>> task = send_newsletter(7, schedule=3600)
 >>> cancel(task)
@@ -19,6 +23,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from bgtask.models import Task
+from bgtask.store import TaskStore
 
 CANCELLED_PREFIX = "Cancelled"
 
@@ -35,20 +40,13 @@ def cancel_queued(tasks: QuerySet, reason: str = "") -> int:
     >>> cancel_queued(Task.objects.filter(task_name="shop.tasks.send_newsletter"), "campaign over")
     3
     """
-    now = timezone.now()
-    return tasks.filter(status=Task.QUEUED).update(
-        status=Task.CANCELLED,
-        last_error=_message(reason),
-        finished_at=now,
-        unique_key=None,
-        locked_by=None,
-        locked_until=None,
-    )
+    return TaskStore(tasks.db).cancel_queued(tasks, _message(reason), timezone.now())
 
 
 def cancel(task: Task | int, reason: str = "") -> bool:
-    """Cancel one task (a ``Task`` or its id) if it is still queued; ``False`` if it is running
-    or already finished. ``reason`` is kept in ``last_error`` after ``Cancelled:``.
+    """Cancel one task (a ``Task`` or its id): a queued one at once, a running one by asking its
+    worker to stop it (``True`` in both cases); ``False`` if it has already finished. ``reason``
+    is kept in ``last_error`` after ``Cancelled:``.
 
     >>> cancel(task, reason="unsubscribed")
     True
@@ -57,6 +55,8 @@ def cancel(task: Task | int, reason: str = "") -> bool:
     if isinstance(task_id, bool) or not isinstance(task_id, int):
         raise TypeError(f"cancel() takes a Task or a task id, got {task!r}.")
     cancelled = cancel_queued(Task.objects.filter(pk=task_id), reason) == 1
+    if not cancelled:
+        cancelled = TaskStore().request_cancel(task_id, timezone.now())
     if cancelled and isinstance(task, Task):
         task.refresh_from_db()
     return cancelled

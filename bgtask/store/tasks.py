@@ -375,6 +375,63 @@ class TaskStore:
             unique_key=None,
         )
 
+    # -- cancelling ---------------------------------------------------------------------------
+
+    def cancel_queued(self, tasks, message: str, now: datetime) -> int:
+        """Cancel the still-queued rows of ``tasks`` (a ``Task`` queryset); the rows cancelled.
+        The status check and the write are one conditional UPDATE."""
+        return (
+            tasks.using(self.alias)
+            .filter(status=Task.QUEUED)
+            .update(
+                status=Task.CANCELLED,
+                last_error=message,
+                finished_at=now,
+                unique_key=None,
+                locked_by=None,
+                locked_until=None,
+            )
+        )
+
+    def request_cancel(self, task_id: int, now: datetime) -> bool:
+        """Ask the running task ``task_id`` to stop (its worker sees it); False when it is not
+        running."""
+        return bool(
+            Task.objects.using(self.alias)
+            .filter(id=task_id, status=Task.RUNNING, cancel_requested_at__isnull=True)
+            .update(cancel_requested_at=now)
+            or Task.objects.using(self.alias).filter(id=task_id, status=Task.RUNNING).exists()
+        )
+
+    def cancel_requests(self, task_ids: Sequence[int], worker_id: str) -> set[int]:
+        """Which of ``task_ids`` (running under ``worker_id``) were asked to stop."""
+        if not task_ids:
+            return set()
+        return set(
+            Task.objects.using(self.alias)
+            .filter(
+                id__in=list(task_ids),
+                locked_by=worker_id,
+                status=Task.RUNNING,
+                cancel_requested_at__isnull=False,
+            )
+            .values_list("id", flat=True)
+        )
+
+    def mark_cancelled(
+        self, task: Task, message: str, started_at: datetime, finished_at: datetime
+    ) -> bool:
+        """Record that a running task stopped on a cancel request; never retried."""
+        return self._finish(
+            task,
+            status=Task.CANCELLED,
+            last_error=message,
+            attempts=task.attempts + 1,
+            started_at=started_at,
+            finished_at=finished_at,
+            unique_key=None,
+        )
+
     # -- progress -----------------------------------------------------------------------------
 
     def set_progress(self, task_id: int, worker_id: str, fraction: float, note: str = "") -> bool:

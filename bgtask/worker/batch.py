@@ -34,7 +34,7 @@ from bgtask.signals import task_failed, task_retried
 from bgtask.store import TaskStore
 from bgtask.worker import outages
 from bgtask.worker.completer import OWED, Completer, Owed, learn_duration
-from bgtask.worker.execution import FAILED, RETRIED, SUCCEEDED, Outcome
+from bgtask.worker.execution import CANCELLED, FAILED, RETRIED, SUCCEEDED, Outcome
 from bgtask.worker.heartbeat import Heartbeat
 from bgtask.worker.runner import Runner
 
@@ -73,6 +73,8 @@ class BatchResult:
     """Tasks that failed for good: out of attempts, timed out, or arguments that cannot decode."""
     retried: int = 0
     """Tasks that raised and were queued again for a later attempt."""
+    cancelled: int = 0
+    """Running tasks stopped because ``bgtask.cancel()`` asked (never retried)."""
     released: int = 0  # claimed but not started; queued again for anyone
     """Tasks claimed but not started (the budget ran out, or a stop was asked); queued again."""
     rescued: int = 0  # abandoned by a dead worker, requeued (or failed) at the start
@@ -90,8 +92,8 @@ class BatchResult:
 
     @property
     def ran(self) -> int:
-        """Tasks started by this call: ``succeeded + failed + retried``."""
-        return self.succeeded + self.failed + self.retried
+        """Tasks started by this call: ``succeeded + failed + retried + cancelled``."""
+        return self.succeeded + self.failed + self.retried + self.cancelled
 
     def as_dict(self) -> dict[str, object]:
         """The counts as a JSON-ready dict (what the log line and the Lambda answer carry)."""
@@ -99,6 +101,7 @@ class BatchResult:
             "succeeded": self.succeeded,
             "failed": self.failed,
             "retried": self.retried,
+            "cancelled": self.cancelled,
             "released": self.released,
             "rescued": self.rescued,
             "elapsed": round(self.elapsed, 3),
@@ -187,7 +190,7 @@ class _Batch:
     claim_limit: int  # the most tasks one claim may take
     queue: str | None
     lease_expires_at: datetime | None  # a fixed lease (Lambda); None: the heartbeat's
-    heartbeat: Heartbeat | None
+    heartbeat: Heartbeat
     stop: threading.Event | None
     completer: Completer
     runner: Runner
@@ -237,18 +240,21 @@ def _run_batch(
     result.rescued = store.rescue_abandoned(clock.now(store.alias), on_rescued=_signal_rescued)
     hooks.before_batch()
     runner = Runner(concurrency)
-    # Lambda has its deadline lease; a cron/CLI worker a short lease its heartbeat renews.
-    heartbeat = None
-    if lease_expires_at is None:
-        heartbeat = Heartbeat(
-            store.alias,
-            result.worker_id,
-            lease_seconds=conf.lease_seconds(),
-            max_run_time=max_run_time,
-            on_lease_lost=runner.stop_abandoned,
-            on_rescued=_signal_rescued,
-        )
-        runner.on_started, runner.on_finished = heartbeat.task_started, heartbeat.task_finished
+    # Lambda has its deadline lease; a cron/CLI worker a short lease its heartbeat renews. Both
+    # have a heartbeat thread while tasks run: it looks for cancel requests and rescues dead
+    # workers' tasks.
+    heartbeat = Heartbeat(
+        store.alias,
+        result.worker_id,
+        lease_seconds=conf.lease_seconds(),
+        max_run_time=max_run_time,
+        on_lease_lost=runner.stop_abandoned,
+        on_rescued=_signal_rescued,
+        on_cancel_requested=runner.stop_cancelled,
+        cancel_check=conf.cancel_check_seconds(),
+        renewing=lease_expires_at is None,
+    )
+    runner.on_started, runner.on_finished = heartbeat.task_started, heartbeat.task_finished
     batch = _Batch(
         store=store,
         result=result,
@@ -273,10 +279,9 @@ def _run_batch(
             _wind_down(batch, failing)
         finally:
             runner.close()
-            if heartbeat is not None:
-                heartbeat.stop()
-                result.lease_renewals = heartbeat.renewals
-                result.rescued += heartbeat.rescued
+            heartbeat.stop()
+            result.lease_renewals = heartbeat.renewals
+            result.rescued += heartbeat.rescued
 
     hooks.after_batch()
     result.elapsed = time.monotonic() - started
@@ -383,6 +388,8 @@ def _record(batch: _Batch, outcomes: list[Outcome]) -> None:
             result.retried += 1
         elif outcome.kind == FAILED:
             result.failed += 1
+        elif outcome.kind == CANCELLED:
+            result.cancelled += 1
         batch.completer.record(outcome)
 
 
@@ -461,6 +468,7 @@ def _owe(batch: _Batch, outcome: Outcome) -> None:
     else:
         result.retried += outcome.kind == RETRIED
         result.failed += outcome.kind == FAILED
+        result.cancelled += outcome.kind == CANCELLED
         owed.owe_hand_back(alias, outcome.task.locked_by, [outcome.task.id])
 
 
@@ -474,7 +482,7 @@ def _start_limit(batch: _Batch, task: Task, now: float) -> timeouts.Limit | None
         return None
     heartbeat = batch.heartbeat
     if (
-        heartbeat is not None
+        batch.lease_expires_at is None
         and heartbeat.lease_left() < MIN_LEASE_LEFT_FRACTION * heartbeat.full_lease
     ):
         return None  # too little of the lease left: released, and claimed afresh

@@ -44,7 +44,7 @@ from bgtask.features import repeating
 from bgtask.models import Task
 from bgtask.store import TaskStore
 from bgtask.worker import outages
-from bgtask.worker.execution import FAILED, RETRIED, SUCCEEDED, Outcome, summary
+from bgtask.worker.execution import CANCELLED, FAILED, RETRIED, SUCCEEDED, Outcome, summary
 
 logger = logging.getLogger("bgtask.outcomes")
 
@@ -287,6 +287,14 @@ class Completer:
         task, error, text = outcome.task, outcome.error, outcome.error_text
         attempts = task.attempts + 1
         now = clock.now(self.store.alias)  # run_at is compared with the database's clock
+        if outcome.kind == CANCELLED:
+            recorded = self.store.mark_cancelled(task, text, outcome.started_at, now)
+            outcome.recorded = recorded
+            if recorded:
+                task.status, task.attempts, task.last_error = Task.CANCELLED, attempts, text
+                task.finished_at, task.locked_by, task.locked_until = now, None, None
+            logger.warning("Task %s #%s stopped on a cancel request.", task.task_name, task.id)
+            return
         if outcome.kind == RETRIED:
             run_at = now + outcome.retry_delay
             recorded = self.store.mark_retry(task, text, attempts, run_at, outcome.started_at)

@@ -22,15 +22,15 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from bgtask import conf, registry, signals, timeouts
-from bgtask.exceptions import TaskAbandoned, UnknownTask
+from bgtask import conf, current, registry, signals, timeouts
+from bgtask.exceptions import TaskAbandoned, TaskCancelled, UnknownTask
 from bgtask.models import Task
 from bgtask.redaction import redact
 from bgtask.serialization import UndecodableArguments, decode_arguments, encode_result
 
 logger = logging.getLogger("bgtask.execution")
 
-SUCCEEDED, RETRIED, FAILED = "succeeded", "retried", "failed"
+SUCCEEDED, RETRIED, FAILED, CANCELLED = "succeeded", "retried", "failed", "cancelled"
 # timezone.now() reads settings.USE_TZ on every call; bgtask requires USE_TZ (check bgtask.E001),
 # so on the hot path the answer is always an aware UTC now.
 _now = partial(datetime.now, UTC)
@@ -47,7 +47,8 @@ MAX_ERROR_CHARS = 65536
 class Outcome:
     """What running one task came to, before anything is written.
 
-    ``kind`` is ``SUCCEEDED``, ``RETRIED`` or ``FAILED``. A success carries the function's
+    ``kind`` is ``SUCCEEDED``, ``RETRIED``, ``FAILED`` or ``CANCELLED`` (stopped on a cancel
+    request: never retried). A success carries the function's
     ``value`` and its stored JSON ``result``; a retry or failure the ``error`` and the redacted
     ``error_text`` to store, and a retry its ``retry_delay``. ``recorded`` is set by the completer:
     False when the lease was lost meanwhile and the outcome was discarded.
@@ -96,6 +97,7 @@ def execute(task: Task, limit: timeouts.Limit | None = None) -> Outcome:
     if isinstance(ready, Outcome):
         return ready
     limit = limit or timeouts.Limit(task.timeout)
+    _, token = current.enter(task)
     try:
         if limit.seconds:
             with timeouts.time_limit(limit.seconds, limit.error):
@@ -104,6 +106,8 @@ def execute(task: Task, limit: timeouts.Limit | None = None) -> Outcome:
             value = _call(ready)
     except BaseException as exc:
         return _error_outcome(task, exc, started_at, ready.retryable)
+    finally:
+        current.leave(token)
     return _success(task, value, started_at)
 
 
@@ -117,6 +121,7 @@ async def aexecute(task: Task, limit: timeouts.Limit | None = None) -> Outcome:
     if isinstance(ready, Outcome):
         return ready
     limit = limit or timeouts.Limit(task.timeout)
+    _, token = current.enter(task)
     try:
         try:
             async with asyncio.timeout(limit.seconds):
@@ -126,13 +131,22 @@ async def aexecute(task: Task, limit: timeouts.Limit | None = None) -> Outcome:
                 raise
             raise limit.error(limit.seconds) from exc
     except asyncio.CancelledError as exc:
-        # Cancelled by the runner: the lease was lost (another worker took the task over).
-        abandoned = TaskAbandoned("The task was cancelled: its lease was lost.")
-        abandoned.__cause__ = exc
-        return _error_outcome(task, abandoned, started_at, True)
+        # Cancelled by the runner, which says why: a cancel request, or a lost lease.
+        stop = stop_reason(exc) or TaskAbandoned("The task was cancelled: its lease was lost.")
+        return _error_outcome(task, stop, started_at, True)
     except BaseException as exc:
         return _error_outcome(task, exc, started_at, ready.retryable)
+    finally:
+        current.leave(token)
     return _success(task, value, started_at)
+
+
+def stop_reason(cancelled: asyncio.CancelledError) -> BaseException | None:
+    """The ``TaskCancelled`` or ``TaskAbandoned`` the runner cancelled a coroutine with."""
+    for arg in cancelled.args:
+        if isinstance(arg, (TaskCancelled, TaskAbandoned)):
+            return arg
+    return None
 
 
 def _prepare(task: Task, started_at: datetime) -> _Ready | Outcome:
@@ -236,6 +250,9 @@ def _error_outcome(
         text, retryable = timeouts.describe(error), False
     elif isinstance(error, TaskAbandoned):
         text, retryable = text or _exception_line(error), True
+    elif isinstance(error, TaskCancelled):
+        text = redact(text or _exception_line(error))
+        return Outcome(task, CANCELLED, started_at, _now(), error=error, error_text=text)
     elif text is None:
         text = _traceback_text(error)
     text = redact(text)  # error text is stored and logged: no secret may reach either

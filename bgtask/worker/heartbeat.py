@@ -67,12 +67,19 @@ class Heartbeat:
         max_run_time: float,
         on_lease_lost: Callable[[set[int]], object] | None = None,
         on_rescued: Callable[[int], None] | None = None,
+        on_cancel_requested: Callable[[set[int]], object] | None = None,
+        cancel_check: float | None = None,
+        renewing: bool = True,
     ) -> None:
         self.alias, self.worker_id = alias, worker_id
         self.lease_seconds = lease_seconds
         self.max_run_time = max_run_time
         self.on_lease_lost = on_lease_lost
         self.on_rescued = on_rescued
+        self.on_cancel_requested = on_cancel_requested
+        self.cancel_check = cancel_check  # seconds between looks for cancel requests; None: none
+        self.renewing = renewing  # False: a fixed lease (Lambda's deadline), never renewed
+        self._last_cancel_check = 0.0
         self.renewals = 0  # statements issued (for tests and logs)
         self.rescued = 0  # tasks this heartbeat rescued from dead workers
         self._lock = threading.Lock()
@@ -129,10 +136,16 @@ class Heartbeat:
 
     def _run(self) -> None:
         interval = max(0.05, self.lease_seconds * CHECK_FRACTION)
+        if self.cancel_check is not None:
+            interval = min(interval, max(0.05, self.cancel_check))
         try:
             while not self._stopped.wait(interval):
-                if self._due():
+                if self.renewing and self._due():
                     self.renew()
+                if self.cancel_check is not None and (
+                    time.monotonic() - self._last_cancel_check >= self.cancel_check
+                ):
+                    self.look_for_cancels()
                 if time.monotonic() - self._last_rescue >= self.lease_seconds * RESCUE_FRACTION:
                     self.rescue()
         finally:
@@ -199,6 +212,25 @@ class Heartbeat:
             self.on_lease_lost(lost)
         logger.debug("Renewed the lease of %d task(s) until %s.", rows, until.isoformat())
         return rows
+
+    def look_for_cancels(self) -> set[int]:
+        """Ask the database which tasks in flight were asked to stop, and hand them to
+        ``on_cancel_requested``; one indexed query, only while tasks run."""
+        self._last_cancel_check = time.monotonic()
+        with self._lock:
+            running = list(self._running)
+        if not running or self.on_cancel_requested is None:
+            return set()
+        try:
+            asked = self._thread_store().cancel_requests(running, self.worker_id)
+        except Exception as exc:  # the renewal reports the outage; this just looks again later
+            logger.debug("Could not look for cancel requests: %s", exc)
+            with contextlib.suppress(Exception):
+                connections[self.alias].close()
+            return set()
+        if asked:
+            self.on_cancel_requested(asked)
+        return asked
 
     def rescue(self) -> int:
         """Requeue (or fail) other workers' tasks whose lease expired; return how many."""

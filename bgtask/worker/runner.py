@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 from django.db import connections
 
-from bgtask import timeouts
-from bgtask.exceptions import TaskAbandoned
+from bgtask import current, timeouts
+from bgtask.exceptions import TaskAbandoned, TaskCancelled
 from bgtask.models import Task
 from bgtask.worker.execution import Outcome, aexecute, execute, is_async, outcome_of_error
 
@@ -136,6 +136,21 @@ class Runner:
     def stop_abandoned(self, task_ids: set[int]) -> int:
         """Stop the tasks in flight whose lease was lost (another worker took them over): raise
         ``TaskAbandoned`` in a sync task's thread, cancel an async task. Returns how many."""
+        return self._stop(
+            task_ids,
+            TaskAbandoned,
+            "this worker's lease was lost and another worker took the task over; stopping this "
+            "run of it (TaskAbandoned)",
+        )
+
+    def stop_cancelled(self, task_ids: set[int]) -> int:
+        """Stop the tasks in flight whose cancel was asked (``bgtask.cancel``): ``TaskCancelled``
+        in a sync task's thread, an async task cancelled. Returns how many."""
+        for task_id in task_ids:
+            current.cancel_seen(task_id)
+        return self._stop(task_ids, TaskCancelled, "a cancel was asked; stopping it")
+
+    def _stop(self, task_ids: set[int], error: type[BaseException], why: str) -> int:
         stopped = 0
         with self._lock:
             for task_id in task_ids:
@@ -143,19 +158,14 @@ class Runner:
                 if running is None or running.stopped:
                     continue
                 if running.coroutine_task is not None and running.loop is not None:
-                    running.loop.call_soon_threadsafe(running.coroutine_task.cancel)
+                    running.loop.call_soon_threadsafe(running.coroutine_task.cancel, error())
                 elif running.thread_id is not None:
-                    _set_async_exc(running.thread_id, ctypes.py_object(TaskAbandoned))
+                    _set_async_exc(running.thread_id, ctypes.py_object(error))
                 else:
                     continue
                 running.stopped = True
                 stopped += 1
-                logger.warning(
-                    "Task %s #%s: this worker's lease was lost and another worker took the task "
-                    "over; stopping this run of it (TaskAbandoned).",
-                    running.task.task_name,
-                    task_id,
-                )
+                logger.warning("Task %s #%s: %s.", running.task.task_name, task_id, why)
         return stopped
 
     def close(self) -> None:
@@ -208,7 +218,7 @@ class Runner:
                 outcome = self._inline_loop.run(self._inline_aexecute(task, limit))
             else:
                 outcome = execute(task, limit)
-        except TaskAbandoned as exc:  # arrived between the task's end and this line
+        except (TaskAbandoned, TaskCancelled) as exc:  # came as the task ended
             outcome = outcome_of_error(task, exc)
         finally:
             if outcome is None:  # an error of the runner itself: the task is handed back
@@ -239,7 +249,7 @@ class Runner:
                 try:
                     self._began(task)
                     outcome = execute(task, limit)
-                except TaskAbandoned as exc:  # arrived between the task's end and this line
+                except (TaskAbandoned, TaskCancelled) as exc:  # came as the task ended
                     outcome = outcome_of_error(task, exc)
                 self._ended(outcome)
                 _drop_broken_connections()

@@ -100,3 +100,26 @@ def nested_result(depth=100_000):
     for _ in range(depth):
         value = [value]
     return value
+
+
+@background(name="sample.report_progress")
+def report_progress(key, folder, release_path, timeout=120):
+    """Says who it is and how far it got, then waits like block_and_mark."""
+    from bgtask import current_task, set_progress
+
+    task = current_task()
+    Path(folder, f"current-{key}").write_text(f"{task.id} {task.attempt} {task.name}")
+    set_progress(0.5, "half way")
+    return block_and_mark.func(key, folder, release_path, timeout)
+
+
+@background(name="sample.async_block_and_mark")
+async def async_block_and_mark(key, folder, release_path, timeout=120):
+    """block_and_mark on the event loop."""
+    await Execution.objects.acreate(key=key, pid=os.getpid())
+    Path(folder, f"started-{key}").write_text(key)
+    deadline = time.monotonic() + timeout
+    while not Path(release_path).exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    Path(folder, f"finished-{key}").write_text(key)
+    return "finished"
