@@ -1,4 +1,4 @@
-"""cancel(): a queued task never runs; a running one finishes."""
+"""cancel(): a queued task never runs; a running one is asked to stop."""
 
 from datetime import timedelta
 
@@ -28,12 +28,15 @@ def test_a_cancelled_task_never_runs_and_says_why():
     assert cancel(task) is False  # already finished
 
 
-def test_a_running_task_is_not_cancelled_and_finishes():
+def test_a_running_task_that_ends_before_its_worker_sees_the_cancel_keeps_its_outcome():
+    # Stopping a running task is asked, not done on the spot (tests/reliability/
+    # test_cancel_running.py has a worker see the request and stop the task).
     task = tasks.record("r")
     store = TaskStore()
     [claimed] = store.claim_due("w", 1, timezone.now() + timedelta(minutes=5))
-    assert cancel(task.pk) is False
-    assert Task.objects.get(pk=task.pk).status == Task.RUNNING
+    assert cancel(task.pk) is True
+    row = Task.objects.get(pk=task.pk)
+    assert row.status == Task.RUNNING and row.cancel_requested_at is not None
     Completer(store, "w", group_size=1, max_delay=0).record(execute(claimed))
     assert Task.objects.get(pk=task.pk).status == Task.SUCCEEDED
 
