@@ -45,7 +45,8 @@ class CurrentTask:
         return TaskStore().set_progress(self.id, self.locked_by or "", fraction, note)
 
 
-_current: ContextVar[CurrentTask | None] = ContextVar("bgtask_current_task", default=None)
+# The running Task row itself: a CurrentTask is made only when the task asks (most never do).
+_current: ContextVar[Task | None] = ContextVar("bgtask_current_task", default=None)
 # Ids of running tasks whose cancel request this process's workers have seen.
 _lock = threading.Lock()
 _cancels_seen: set[int] = set()
@@ -60,7 +61,10 @@ def cancel_seen(task_id: int) -> None:
 def current_task() -> CurrentTask | None:
     """The task being run by a worker in this thread or asyncio task, or ``None`` (outside a task,
     and in ``.now()``, which runs the function as a plain call)."""
-    return _current.get()
+    task = _current.get()
+    if task is None:
+        return None
+    return CurrentTask(task.id, task.task_name, task.attempts + 1, task.locked_by)
 
 
 def set_progress(fraction: float, note: str = "") -> bool:
@@ -73,16 +77,16 @@ def set_progress(fraction: float, note: str = "") -> bool:
     >>> set_progress(0.25, "1 of 4 files")
     True
     """
-    task = _current.get()
+    task = current_task()
     if task is None:
         return False
     return task.set_progress(fraction, note)
 
 
-def enter(task: Task) -> tuple[CurrentTask, object]:
-    """Make ``task`` the current task (the worker, around the function's call)."""
-    current = CurrentTask(task.id, task.task_name, task.attempts + 1, task.locked_by)
-    return current, _current.set(current)
+def enter(task: Task) -> object:
+    """Make ``task`` the current task (the worker, around the function's call); a token for
+    ``leave``."""
+    return _current.set(task)
 
 
 def leave(token: object) -> None:

@@ -77,6 +77,8 @@ class TaskFunction:
         if not callable(func):
             raise TypeError(f"@background needs a function, got {func!r}.")
         self.func = func
+        # An async def task: the worker awaits it on an event loop (asked once per task run).
+        self.is_async = inspect.iscoroutinefunction(func)
         self.origin = f"{func.__module__}.{func.__qualname__}"
         self.name = check_task_name(name if name is not None else self.origin)
         if schedule is not None:
@@ -177,11 +179,6 @@ class TaskFunction:
         }
         row.update(feature_fields(row, {**self.defaults, **options}))
         return row
-
-    @property
-    def is_async(self) -> bool:
-        """True for an ``async def`` task: the worker awaits it on an event loop."""
-        return inspect.iscoroutinefunction(self.func)
 
     def now(self, *args: Any, **kwargs: Any) -> Any:
         """Run the function here and now and return its value; nothing is stored.

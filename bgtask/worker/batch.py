@@ -363,8 +363,9 @@ def _start_pending(batch: _Batch) -> bool:
         if task_limit is None:
             return True
         batch.pending.popleft()  # started: never released
-        runner.start(task, task_limit)
-        _record(batch, runner.finished(0.0))
+        outcome = runner.start(task, task_limit)
+        if outcome is not None:  # ran in this thread, to its end
+            _record(batch, [outcome])
     return False
 
 

@@ -97,7 +97,7 @@ def execute(task: Task, limit: timeouts.Limit | None = None) -> Outcome:
     if isinstance(ready, Outcome):
         return ready
     limit = limit or timeouts.Limit(task.timeout)
-    _, token = current.enter(task)
+    token = current.enter(task)
     try:
         if limit.seconds:
             with timeouts.time_limit(limit.seconds, limit.error):
@@ -121,7 +121,7 @@ async def aexecute(task: Task, limit: timeouts.Limit | None = None) -> Outcome:
     if isinstance(ready, Outcome):
         return ready
     limit = limit or timeouts.Limit(task.timeout)
-    _, token = current.enter(task)
+    token = current.enter(task)
     try:
         try:
             async with asyncio.timeout(limit.seconds):

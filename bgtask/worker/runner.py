@@ -55,7 +55,8 @@ class _Running:
     thread_id: int | None = None  # a sync task's thread
     coroutine_task: asyncio.Task | None = None  # an async task's asyncio.Task
     loop: asyncio.AbstractEventLoop | None = None
-    stopped: bool = False  # TaskAbandoned was sent to it
+    stopped: bool = False  # TaskAbandoned or TaskCancelled was sent to it (at most once)
+    ending: bool = False  # its function has returned: no stop is sent any more
 
 
 class Runner:
@@ -104,33 +105,37 @@ class Runner:
         with self._lock:
             return self._in_flight
 
-    def start(self, task: Task, limit: timeouts.Limit) -> None:
+    def start(self, task: Task, limit: timeouts.Limit) -> Outcome | None:
         """Start ``task`` (a free slot must be there). With concurrency 1 it runs to its end
-        before this returns."""
+        before this returns, and its ``Outcome`` is returned (not queued for ``finished``)."""
         with self._lock:
             if self._in_flight >= self.concurrency:
                 raise RuntimeError("Runner.start() called with no free slot.")
             self._in_flight += 1
             self._running[task.id] = _Running(task)
         if self.concurrency == 1:
-            self._run_inline(task, limit)
-        elif is_async(task):
+            return self._run_inline(task, limit)
+        if is_async(task):
             self._start_async(task, limit)
         else:
             self._start_thread(task, limit)
+        return None
 
     def finished(self, timeout: float | None = 0.0) -> list[Outcome]:
         """The outcomes of tasks that ended since the last call. Waits up to ``timeout`` seconds
         (None: until one ends) when none has ended yet and some are in flight."""
-        outcomes: list[Outcome] = []
-        with contextlib.suppress(queue.Empty):
-            if timeout == 0.0 or (not self.in_flight() and self._done.empty()):
-                outcomes.append(self._done.get_nowait())
-            else:
-                outcomes.append(self._done.get(timeout=timeout))
-        with contextlib.suppress(queue.Empty):
-            while True:
-                outcomes.append(self._done.get_nowait())
+        done = self._done
+        if done.empty():
+            if timeout == 0.0 or not self.in_flight():
+                return []
+            try:
+                outcomes = [done.get(timeout=timeout)]
+            except queue.Empty:
+                return []
+        else:
+            outcomes = []
+        while not done.empty():  # only the batch's thread takes from this queue
+            outcomes.append(done.get_nowait())
         return outcomes
 
     def stop_abandoned(self, task_ids: set[int]) -> int:
@@ -155,7 +160,7 @@ class Runner:
         with self._lock:
             for task_id in task_ids:
                 running = self._running.get(task_id)
-                if running is None or running.stopped:
+                if running is None or running.stopped or running.ending:
                     continue
                 if running.coroutine_task is not None and running.loop is not None:
                     running.loop.call_soon_threadsafe(running.coroutine_task.cancel, error())
@@ -196,37 +201,60 @@ class Runner:
         self.on_started(task.id)
         return running
 
-    def _ended(self, outcome: Outcome) -> None:
-        task_id = outcome.task.id
+    def _no_more_stops(self, task_id: int) -> None:
+        """The task's function has returned: send it no stop from now on, and drop one that was
+        sent but not raised yet."""
         with self._lock:
-            running = self._running.pop(task_id, None)
-            if running is not None and running.stopped and running.thread_id is not None:
-                # A TaskAbandoned sent as the task ended may still be pending: drop it.
+            running = self._running.get(task_id)
+            if running is None:
+                return
+            running.ending = True
+            if running.stopped and running.thread_id is not None:
                 _clear_async_exc(running.thread_id, None)
-        self.on_finished(task_id)
-        with self._lock:
-            self._in_flight -= 1
-        self._done.put(outcome)
 
-    def _run_inline(self, task: Task, limit: timeouts.Limit) -> None:
+    def _execute_here(self, task: Task, limit: timeouts.Limit) -> Outcome:
+        """Run ``task`` in this thread. A stop (``TaskAbandoned``, ``TaskCancelled``) is sent at
+        most once and can land anywhere up to ``_no_more_stops``: inside the task it becomes the
+        outcome; after the function returned, the outcome stands."""
         outcome = None
         try:
-            self._began(task)
-            if is_async(task):
-                if self._inline_loop is None:
-                    self._inline_loop = asyncio.Runner()
-                outcome = self._inline_loop.run(self._inline_aexecute(task, limit))
-            else:
-                outcome = execute(task, limit)
-        except (TaskAbandoned, TaskCancelled) as exc:  # came as the task ended
-            outcome = outcome_of_error(task, exc)
-        finally:
-            if outcome is None:  # an error of the runner itself: the task is handed back
-                with self._lock:
-                    self._running.pop(task.id, None)
-                    self._in_flight -= 1
-                self.on_finished(task.id)
-        self._ended(outcome)
+            try:
+                self._began(task)
+                if is_async(task):  # concurrency 1: an event loop of this thread
+                    if self._inline_loop is None:
+                        self._inline_loop = asyncio.Runner()
+                    outcome = self._inline_loop.run(self._inline_aexecute(task, limit))
+                else:
+                    outcome = execute(task, limit)
+            finally:
+                self._no_more_stops(task.id)
+        except (TaskAbandoned, TaskCancelled) as exc:
+            if outcome is None:
+                outcome = outcome_of_error(task, exc)
+        return outcome
+
+    def _ended(self, outcome: Outcome, *, queue: bool = True) -> None:
+        task_id = outcome.task.id
+        with self._lock:
+            self._running.pop(task_id, None)
+            self._in_flight -= 1
+        self.on_finished(task_id)
+        if queue:
+            self._done.put(outcome)
+
+    def _run_inline(self, task: Task, limit: timeouts.Limit) -> Outcome:
+        try:
+            outcome = self._execute_here(task, limit)
+        except BaseException:
+            # A failure of the runner itself (not of the task): free the slot; the task stays
+            # running until its lease ends, and the error goes up to the batch.
+            with self._lock:
+                self._running.pop(task.id, None)
+                self._in_flight -= 1
+            self.on_finished(task.id)
+            raise
+        self._ended(outcome, queue=False)
+        return outcome
 
     def _start_thread(self, task: Task, limit: timeouts.Limit) -> None:
         self._work.put((task, limit))
@@ -247,9 +275,8 @@ class Runner:
                     return
                 task, limit = item
                 try:
-                    self._began(task)
-                    outcome = execute(task, limit)
-                except (TaskAbandoned, TaskCancelled) as exc:  # came as the task ended
+                    outcome = self._execute_here(task, limit)
+                except BaseException as exc:  # the runner's own failure: still an outcome
                     outcome = outcome_of_error(task, exc)
                 self._ended(outcome)
                 _drop_broken_connections()
