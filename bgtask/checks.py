@@ -6,6 +6,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from bgtask import conf
 
+PROCESS_TASKS = "process_tasks"
+
 
 @checks.register()
 def check_settings(app_configs=None, **kwargs):
@@ -28,4 +30,33 @@ def check_settings(app_configs=None, **kwargs):
             reader()
         except ImproperlyConfigured as exc:
             errors.append(checks.Error(str(exc), id="bgtask.E002"))
+    try:
+        conf.status_token()
+    except ImproperlyConfigured as exc:
+        errors.append(checks.Error(str(exc), id="bgtask.E003"))
     return errors
+
+
+@checks.register()
+def check_process_tasks_command(app_configs=None, **kwargs):
+    """Warn when another installed app's ``process_tasks`` shadows bgtask's.
+
+    Django runs the command of the first app in INSTALLED_APPS that has one. With
+    django-background-tasks (``background_task``) listed before bgtask, ``manage.py process_tasks``
+    starts the old library's worker: it exits 0 and leaves every bgtask task queued.
+    """
+    from django.core.management import get_commands
+
+    owner = get_commands().get(PROCESS_TASKS)
+    if owner in (None, "bgtask"):
+        return []
+    return [
+        checks.Warning(
+            f"manage.py {PROCESS_TASKS} runs the command of the app {owner!r}, not bgtask's: "
+            f"{owner!r} is listed before 'bgtask' in INSTALLED_APPS, and Django runs the first "
+            "app's command. bgtask's tasks would stay queued.",
+            hint=f"List 'bgtask' before {owner!r} in INSTALLED_APPS, or remove {owner!r} (after "
+            "manage.py import_background_tasks, for django-background-tasks).",
+            id="bgtask.W001",
+        )
+    ]

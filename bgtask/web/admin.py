@@ -18,13 +18,19 @@ from functools import cached_property
 
 import django
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -32,6 +38,8 @@ from bgtask import clock, conf, registry
 from bgtask.features.cancellation import cancel_queued
 from bgtask.models import PeriodicOccurrence, Task
 from bgtask.web.charts import stacked_bars
+from bgtask.web.framing import deny_framing
+from bgtask.web.permissions import can_read_queue
 from bgtask.web.status import health, status_is
 
 ERROR_SUMMARY_LENGTH = 80
@@ -39,6 +47,10 @@ ERROR_SUMMARY_LENGTH = 80
 COUNT_CAP = 10_000
 #: Seconds between two refreshes of the dashboard.
 DASHBOARD_REFRESH = 30
+#: Characters of arguments or a result a task's page pretty-prints; past it the text is cut.
+PRETTY_JSON_LIMIT = 200_000
+#: The largest id a BigAutoField holds; a bigger number searched for or in a URL is no task's.
+MAX_TASK_ID = 2**63 - 1
 
 
 def run_now(tasks: QuerySet) -> int:
@@ -187,12 +199,39 @@ PAGE_ACTIONS = {
 
 
 def _pretty_json(text: str | None) -> str:
+    """Stored JSON indented for reading; a row that is not JSON, nested too deeply to parse, or too
+    long to show whole is shown as stored (cut to ``PRETTY_JSON_LIMIT`` characters)."""
     if text is None:
         return "-"
+    if len(text) > PRETTY_JSON_LIMIT:
+        return f"{text[:PRETTY_JSON_LIMIT]}\n… (cut: {len(text):,} characters in all)"
     try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False, sort_keys=True)
-    except ValueError:
-        return text  # a corrupt row is shown as stored
+        pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False, sort_keys=True)
+    except (ValueError, RecursionError):
+        return text  # a corrupt or deeply nested row (written by hand) is shown as stored
+    if len(pretty) > PRETTY_JSON_LIMIT:  # deep nesting multiplies the indentation
+        return text
+    return pretty
+
+
+def task_id(text: str) -> int | None:
+    """``text`` as a task id, or ``None`` when it cannot be one: not ASCII digits (``"²"`` passes
+    ``isdigit()`` but not ``int()``), too many digits for ``int()``, or past a BigAutoField."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_TASK_ID)):
+        return None
+    number = int(text)
+    return number if number <= MAX_TASK_ID else None
+
+
+class IdOrderedChangeList(ChangeList):
+    """Honours ``?o=`` for the ``sortable_by`` columns only (the id). Django draws only those
+    headers as links but sorts by whatever column index ``o`` names: one request could make the
+    database sort the whole table by status or queue, which no index serves."""
+
+    def get_ordering_field(self, field_name):
+        if field_name not in self.sortable_by:
+            return None
+        return super().get_ordering_field(field_name)
 
 
 @admin.register(Task)
@@ -249,8 +288,8 @@ class TaskAdmin(admin.ModelAdmin):
         if not term:
             return queryset, False
         match = Q(task_name=term)
-        if term.isdigit():
-            match |= Q(id=int(term))
+        if (pk := task_id(term)) is not None:
+            match |= Q(id=pk)
         if conf.admin_full_search():
             # Opt-in: reads every row (no index serves a substring match).
             match |= (
@@ -263,6 +302,9 @@ class TaskAdmin(admin.ModelAdmin):
 
     def get_search_fields(self, request):
         return self.search_fields
+
+    def get_changelist(self, request, **kwargs):
+        return IdOrderedChangeList
 
     def changelist_view(self, request, extra_context=None):
         counts = [
@@ -364,7 +406,10 @@ class TaskAdmin(admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if action not in PAGE_ACTIONS:
             raise PermissionDenied(f"Unknown action {action!r}.")
-        task = get_object_or_404(Task, pk=object_id)
+        pk = task_id(object_id)
+        task = Task.objects.filter(pk=pk).first() if pk is not None else None
+        if task is None:
+            raise Http404(f"No task with id {object_id[:40]!r}.")
         if not self.has_change_permission(request, task):
             raise PermissionDenied
         function, message, _ = PAGE_ACTIONS[action]
@@ -380,7 +425,8 @@ class TaskAdmin(admin.ModelAdmin):
     # -- the dashboard --------------------------------------------------------------------------
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_view_or_change_permission(request):
+        # The status endpoint's rule too (bgtask.web.permissions): the same figures, one rule.
+        if not can_read_queue(request.user):
             raise PermissionDenied
         figures = health()
         throughput = figures["throughput"]
@@ -397,6 +443,7 @@ class TaskAdmin(admin.ModelAdmin):
             "per_minute": stacked_bars(throughput["per_minute"], 10, "%H:%M"),
             "per_hour": stacked_bars(throughput["per_hour"], 4, "%H:00"),
             "changelist_url": reverse("admin:bgtask_task_changelist"),
+            "status_url": _status_url(),
             # Django 6 draws breadcrumbs as <ol class="breadcrumbs">, 5.2 as a <div>.
             "legacy_breadcrumbs": django.VERSION < (6,),
         }
@@ -404,7 +451,7 @@ class TaskAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
-        return [
+        patterns = [
             path("dashboard/", wrap(self.dashboard_view), name="bgtask_task_dashboard"),
             path(
                 "<path:object_id>/act/<str:action>/",
@@ -413,6 +460,19 @@ class TaskAdmin(admin.ModelAdmin):
             ),
             *super().get_urls(),
         ]
+        # Every page of the task admin carries buttons that change tasks: none may be framed.
+        for pattern in patterns:
+            pattern.callback = deny_framing(pattern.callback)
+        return patterns
+
+
+def _status_url() -> str | None:
+    """Where the status endpoint is served, or ``None`` when the project did not include
+    ``bgtask.urls`` (the dashboard then says how to, instead of linking to a 404)."""
+    try:
+        return reverse("bgtask:status")
+    except NoReverseMatch:
+        return None
 
 
 @admin.register(PeriodicOccurrence)
