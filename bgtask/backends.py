@@ -49,6 +49,7 @@ from django.tasks.exceptions import TaskResultDoesNotExist
 from django.utils.json import normalize_json
 
 from bgtask import clock, registry, signals
+from bgtask.enqueue.readiness import writing_tasks
 from bgtask.enqueue.validation import check_queue
 from bgtask.models import Task
 from bgtask.serialization import encode_arguments
@@ -155,7 +156,8 @@ class DatabaseBackend(BaseTaskBackend):
             # Kept as given: a TaskResult read back says None when no run_after was given.
             run_after=task.run_after,
         )
-        row.save(force_insert=True)
+        with writing_tasks():
+            row.save(force_insert=True)
         signals.task_enqueued.send(sender=Task, task=row)
         result = self.result_for(row, task)
         django_signals.task_enqueued.send(type(self), task_result=result)

@@ -7,6 +7,11 @@ from django.core.exceptions import ImproperlyConfigured
 from bgtask import conf
 
 PROCESS_TASKS = "process_tasks"
+# The enqueue side (bgtask.enqueue.readiness) refuses naive time in the same words.
+USE_TZ_MESSAGE = (
+    "bgtask needs USE_TZ = True: run_at and leases are compared across processes and time zones, "
+    "which naive datetimes cannot do safely."
+)
 
 
 @checks.register()
@@ -15,8 +20,7 @@ def check_settings(app_configs=None, **kwargs):
     if not settings.USE_TZ:
         errors.append(
             checks.Error(
-                "bgtask needs USE_TZ = True: run_at and leases are compared across processes and "
-                "time zones, which naive datetimes cannot do safely.",
+                USE_TZ_MESSAGE,
                 hint="Set USE_TZ = True (Django's default).",
                 id="bgtask.E001",
             )

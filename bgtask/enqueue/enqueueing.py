@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import router, transaction
 
+from bgtask.enqueue.readiness import writing_tasks
 from bgtask.features.uniqueness import insert_unique
 from bgtask.models import Task
 from bgtask.signals import task_enqueued, tasks_bulk_enqueued
@@ -24,10 +25,11 @@ def insert_row(row: dict[str, Any], using: str | None = None) -> Task:
     """
     unique = row.pop("unique_mode", None)
     task = Task(**row)
-    if unique:
-        insert_unique(task, unique, using)
-    else:
-        task.save(using=using, force_insert=True)
+    with writing_tasks(using):
+        if unique:
+            insert_unique(task, unique, using)
+        else:
+            task.save(using=using, force_insert=True)
     return task
 
 
@@ -51,12 +53,13 @@ def enqueue_rows(
     if not return_tasks:
         if not rows:
             return 0
-        count = TaskStore(using).insert_rows(rows)
+        with writing_tasks(using):
+            count = TaskStore(using).insert_rows(rows)
         tasks_bulk_enqueued.send(sender=Task, rows=rows, count=count, using=using)
         return count
     if not rows:
         return []
-    with transaction.atomic(using=using):
+    with writing_tasks(using), transaction.atomic(using=using):
         # One statement (SQLite splits it only beyond its bound-parameter limit).
         created = Task.objects.using(using).bulk_create([Task(**fields) for fields in rows])
     for task in created:

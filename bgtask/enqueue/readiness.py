@@ -1,0 +1,71 @@
+"""Refuse an enqueue the worker could not honour, with the message a check would give.
+
+``manage.py check``, ``migrate`` and ``process_tasks`` stop on check bgtask.E001 (``USE_TZ``), but
+an enqueue from the shell, a view or a script runs no checks: without this, it would write a row
+with a naive ``run_at``. And on a database where bgtask's migrations are not all applied, an
+insert fails with the driver's words (``no column named verbose_name``); this says what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, OperationalError, ProgrammingError, connections, router
+
+from bgtask.checks import USE_TZ_MESSAGE
+from bgtask.models import Task
+
+
+class DatabaseNotMigrated(ImproperlyConfigured):
+    """bgtask's table is missing or older than this version of bgtask: run ``manage.py migrate``."""
+
+
+def check_use_tz() -> None:
+    """Raise ``ImproperlyConfigured`` (check bgtask.E001's message) when ``USE_TZ`` is off."""
+    if not settings.USE_TZ:
+        raise ImproperlyConfigured(f"{USE_TZ_MESSAGE} Set USE_TZ = True (Django's default).")
+
+
+def unapplied_migrations(using: str) -> list[str] | None:
+    """bgtask's migrations not applied on ``using`` (``[]``: all applied), or ``None`` when the
+    database cannot say (its transaction is broken by the error being explained)."""
+    # Imported here: only an enqueue that failed needs it (a Lambda cold start does not).
+    from django.db.migrations.executor import MigrationExecutor
+
+    app_label = Task._meta.app_label
+    try:
+        executor = MigrationExecutor(connections[using])
+        targets = [key for key in executor.loader.graph.leaf_nodes() if key[0] == app_label]
+        plan = executor.migration_plan(targets)
+    except DatabaseError:
+        return None
+    return [migration.name for migration, backwards in plan if not backwards]
+
+
+@contextmanager
+def writing_tasks(using: str | None = None) -> Iterator[None]:
+    """Around every insert of task rows: refuse naive time first, and turn a database error
+    caused by missing migrations into ``DatabaseNotMigrated``."""
+    check_use_tz()
+    try:
+        yield
+    # What a missing table or column raises (sqlite3 and MySQL: OperationalError; PostgreSQL:
+    # ProgrammingError). A lost connection is an OperationalError too: the migrations are then
+    # read only to find them all applied (or unreadable), and the error goes on unchanged.
+    except (OperationalError, ProgrammingError) as exc:
+        alias = using or router.db_for_write(Task)
+        missing = unapplied_migrations(alias)
+        if missing:
+            raise DatabaseNotMigrated(
+                f"Could not write the task: database {alias!r} lacks bgtask's migrations "
+                f"{', '.join(missing)} ({exc}). Run `python manage.py migrate`."
+            ) from exc
+        if missing is None:  # inside a transaction the error broke (PostgreSQL): a hint only
+            exc.add_note(
+                "bgtask: if `python manage.py showmigrations bgtask` lists migrations not "
+                "applied, run `python manage.py migrate`."
+            )
+        raise
