@@ -156,7 +156,8 @@ class DatabaseBackend(BaseTaskBackend):
             # Kept as given: a TaskResult read back says None when no run_after was given.
             run_after=task.run_after,
         )
-        with writing_tasks():
+        # No USE_TZ check here: Django's Tasks API allows naive run_after values when it is off.
+        with writing_tasks(aware_time=False):
             row.save(force_insert=True)
         signals.task_enqueued.send(sender=Task, task=row)
         result = self.result_for(row, task)

@@ -46,10 +46,12 @@ def unapplied_migrations(using: str) -> list[str] | None:
 
 
 @contextmanager
-def writing_tasks(using: str | None = None) -> Iterator[None]:
-    """Around every insert of task rows: refuse naive time first, and turn a database error
-    caused by missing migrations into ``DatabaseNotMigrated``."""
-    check_use_tz()
+def writing_tasks(using: str | None = None, *, aware_time: bool = True) -> Iterator[None]:
+    """Around every insert of task rows: refuse naive time first (unless ``aware_time=False``:
+    the Django Tasks backend follows Django's rules there), and turn a database error caused by
+    missing migrations into ``DatabaseNotMigrated``."""
+    if aware_time:
+        check_use_tz()
     try:
         yield
     # What a missing table or column raises (sqlite3 and MySQL: OperationalError; PostgreSQL:
