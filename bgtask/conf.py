@@ -87,7 +87,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "BGTASK_STATUS_TOKEN": (
         None,
-        "Bearer token that opens the JSON status endpoint besides a staff session; None: none.",
+        "Bearer token (16+ characters) that opens the JSON status endpoint besides the session "
+        "of a user who may view tasks; None: none.",
     ),
     # Admin (issue 13): substring search reads every row, so it is opt-in.
     "BGTASK_ADMIN_FULL_SEARCH": (
