@@ -234,8 +234,18 @@ class IdOrderedChangeList(ChangeList):
         return super().get_ordering_field(field_name)
 
 
+class UnframedAdmin(admin.ModelAdmin):
+    """A ModelAdmin none of whose pages may be framed (``bgtask.web.framing``)."""
+
+    def get_urls(self):
+        patterns = super().get_urls()
+        for pattern in patterns:
+            pattern.callback = deny_framing(pattern.callback)
+        return patterns
+
+
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(UnframedAdmin):
     list_display = (
         "id",
         "task",
@@ -451,19 +461,18 @@ class TaskAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
-        patterns = [
-            path("dashboard/", wrap(self.dashboard_view), name="bgtask_task_dashboard"),
+        # Every page of the task admin carries buttons that change tasks: none may be framed.
+        return [
+            path(
+                "dashboard/", deny_framing(wrap(self.dashboard_view)), name="bgtask_task_dashboard"
+            ),
             path(
                 "<path:object_id>/act/<str:action>/",
-                wrap(self.act_view),
+                deny_framing(wrap(self.act_view)),
                 name="bgtask_task_act",
             ),
             *super().get_urls(),
         ]
-        # Every page of the task admin carries buttons that change tasks: none may be framed.
-        for pattern in patterns:
-            pattern.callback = deny_framing(pattern.callback)
-        return patterns
 
 
 def _status_url() -> str | None:
@@ -476,7 +485,7 @@ def _status_url() -> str | None:
 
 
 @admin.register(PeriodicOccurrence)
-class PeriodicOccurrenceAdmin(admin.ModelAdmin):
+class PeriodicOccurrenceAdmin(UnframedAdmin):
     """Read-only: the last occurrence each ``@periodic`` task had enqueued. Deleting a row makes
     the next batch treat the task as first seen (it resumes at its next occurrence)."""
 
