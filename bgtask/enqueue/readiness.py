@@ -8,15 +8,22 @@ insert fails with the driver's words (``no column named verbose_name``); this sa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, OperationalError, ProgrammingError, connections, router
+from django.db import Error, OperationalError, ProgrammingError, connections, router
 
 from bgtask.checks import USE_TZ_MESSAGE
 from bgtask.models import Task
+
+# Words of every supported driver's "no such table/column" errors (SQLite: "no such table",
+# "has no column named"; MySQL: "Unknown column", "Table ... doesn't exist"; PostgreSQL:
+# "column ... does not exist", "relation ... does not exist"), and of none of their
+# lost-connection or lock errors.
+SCHEMA_ERROR_WORDS = re.compile(r"\b(column|table|relation)\b", re.IGNORECASE)
 
 
 class DatabaseNotMigrated(ImproperlyConfigured):
@@ -40,7 +47,7 @@ def unapplied_migrations(using: str) -> list[str] | None:
         executor = MigrationExecutor(connections[using])
         targets = [key for key in executor.loader.graph.leaf_nodes() if key[0] == app_label]
         plan = executor.migration_plan(targets)
-    except DatabaseError:
+    except Error:  # a broken transaction, or a lost connection (InterfaceError)
         return None
     return [migration.name for migration, backwards in plan if not backwards]
 
@@ -55,9 +62,11 @@ def writing_tasks(using: str | None = None, *, aware_time: bool = True) -> Itera
     try:
         yield
     # What a missing table or column raises (sqlite3 and MySQL: OperationalError; PostgreSQL:
-    # ProgrammingError). A lost connection is an OperationalError too: the migrations are then
-    # read only to find them all applied (or unreadable), and the error goes on unchanged.
+    # ProgrammingError). A lost connection or a lock is an OperationalError too: its words
+    # differ, and it goes on unchanged, without a query to a database that is not answering.
     except (OperationalError, ProgrammingError) as exc:
+        if not SCHEMA_ERROR_WORDS.search(str(exc)):
+            raise
         alias = using or router.db_for_write(Task)
         missing = unapplied_migrations(alias)
         if missing:

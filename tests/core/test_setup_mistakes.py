@@ -125,3 +125,22 @@ def test_an_enqueue_on_a_partly_migrated_database_says_run_migrate():
         call_command("migrate", "bgtask", latest, verbosity=0)
     tasks.record("after-migrate")
     assert Task.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "server closed the connection unexpectedly",  # PostgreSQL, libpq
+        "consuming input failed: terminating connection due to administrator command",
+        "(2013, 'Lost connection to MySQL server during query')",
+        "(2003, \"Can't connect to MySQL server on '127.0.0.1' (111)\")",
+        "(1205, 'Lock wait timeout exceeded; try restarting transaction')",
+        "database is locked",  # SQLite
+    ],
+)
+def test_outage_and_lock_errors_are_not_taken_for_missing_migrations(message):
+    """Those pass through unchanged, without a query to a database that is not answering (the
+    missing-column errors of each database are matched in the test above, on that database)."""
+    from bgtask.enqueue.readiness import SCHEMA_ERROR_WORDS
+
+    assert not SCHEMA_ERROR_WORDS.search(message)
