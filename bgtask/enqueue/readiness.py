@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import Error, OperationalError, ProgrammingError, connections, router
 
 from bgtask.checks import USE_TZ_MESSAGE
+from bgtask.exceptions import DatabaseNotMigrated
 from bgtask.models import Task
 
 # Words of every supported driver's "no such table/column" errors (SQLite: "no such table",
@@ -24,10 +25,6 @@ from bgtask.models import Task
 # "column ... does not exist", "relation ... does not exist"), and of none of their
 # lost-connection or lock errors.
 SCHEMA_ERROR_WORDS = re.compile(r"\b(column|table|relation)\b", re.IGNORECASE)
-
-
-class DatabaseNotMigrated(ImproperlyConfigured):
-    """bgtask's table is missing or older than this version of bgtask: run ``manage.py migrate``."""
 
 
 def check_use_tz() -> None:

@@ -15,7 +15,7 @@ from django.db.migrations.executor import MigrationExecutor
 from bgtask import enqueue_many
 from bgtask.checks import USE_TZ_MESSAGE, check_process_tasks_command, check_settings
 from bgtask.conf import MIN_STATUS_TOKEN_LENGTH
-from bgtask.enqueue.readiness import DatabaseNotMigrated
+from bgtask.exceptions import DatabaseNotMigrated
 from bgtask.models import Task
 from tests.conftest import REPO_ROOT, worker_env
 from tests.sampleapp import tasks
