@@ -50,6 +50,7 @@ from django.tasks.exceptions import TaskResultDoesNotExist
 from django.utils.json import normalize_json
 
 from bgtask import clock, registry, signals
+from bgtask.enqueue.readiness import writing_tasks
 from bgtask.enqueue.validation import check_queue
 from bgtask.models import Task
 from bgtask.serialization import encode_arguments
@@ -158,7 +159,9 @@ class DatabaseBackend(BaseTaskBackend):
             # Kept as given: a TaskResult read back says None when no run_after was given.
             run_after=task.run_after,
         )
-        TaskStore().insert(row)
+        # No USE_TZ check here: Django's Tasks API allows naive run_after values when it is off.
+        with writing_tasks(aware_time=False):
+            TaskStore().insert(row)
         signals.task_enqueued.send(sender=Task, task=row)
         result = self.result_for(row, task)
         django_signals.task_enqueued.send(type(self), task_result=result)

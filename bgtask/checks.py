@@ -6,6 +6,13 @@ from django.core.exceptions import ImproperlyConfigured
 
 from bgtask import conf
 
+PROCESS_TASKS = "process_tasks"
+# The enqueue side (bgtask.enqueue.readiness) refuses naive time in the same words.
+USE_TZ_MESSAGE = (
+    "bgtask needs USE_TZ = True: run_at and leases are compared across processes and time zones, "
+    "which naive datetimes cannot do safely."
+)
+
 
 @checks.register()
 def check_settings(app_configs=None, **kwargs):
@@ -13,8 +20,7 @@ def check_settings(app_configs=None, **kwargs):
     if not settings.USE_TZ:
         errors.append(
             checks.Error(
-                "bgtask needs USE_TZ = True: run_at and leases are compared across processes and "
-                "time zones, which naive datetimes cannot do safely.",
+                USE_TZ_MESSAGE,
                 hint="Set USE_TZ = True (Django's default).",
                 id="bgtask.E001",
             )
@@ -28,4 +34,33 @@ def check_settings(app_configs=None, **kwargs):
             reader()
         except ImproperlyConfigured as exc:
             errors.append(checks.Error(str(exc), id="bgtask.E002"))
+    try:
+        conf.status_token()
+    except ImproperlyConfigured as exc:
+        errors.append(checks.Error(str(exc), id="bgtask.E003"))
     return errors
+
+
+@checks.register()
+def check_process_tasks_command(app_configs=None, **kwargs):
+    """Warn when another installed app's ``process_tasks`` shadows bgtask's.
+
+    Django runs the command of the first app in INSTALLED_APPS that has one. With
+    django-background-tasks (``background_task``) listed before bgtask, ``manage.py process_tasks``
+    starts the old library's worker: it exits 0 and leaves every bgtask task queued.
+    """
+    from django.core.management import get_commands
+
+    owner = get_commands().get(PROCESS_TASKS)
+    if owner in (None, "bgtask"):
+        return []
+    return [
+        checks.Warning(
+            f"manage.py {PROCESS_TASKS} runs the command of the app {owner!r}, not bgtask's: "
+            f"{owner!r} is listed before 'bgtask' in INSTALLED_APPS, and Django runs the first "
+            "app's command. bgtask's tasks would stay queued.",
+            hint=f"List 'bgtask' before {owner!r} in INSTALLED_APPS, or remove {owner!r} (after "
+            "manage.py import_background_tasks, for django-background-tasks).",
+            id="bgtask.W001",
+        )
+    ]

@@ -102,7 +102,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "BGTASK_STATUS_TOKEN": (
         None,
-        "Bearer token that opens the JSON status endpoint besides a staff session; None: none.",
+        "Bearer token (16+ characters) that opens the JSON status endpoint besides the session "
+        "of a user who may view tasks; None: none.",
     ),
     # Dashboard (issue 19): a host whose last batch is older than this is flagged stale.
     "BGTASK_WORKER_STALE_AFTER": (
@@ -291,8 +292,23 @@ def metrics_namespace() -> str | None:
     return _optional_text("BGTASK_METRICS_NAMESPACE")
 
 
+#: Fewest characters of BGTASK_STATUS_TOKEN: a short token can be guessed by trying, and the
+#: endpoint has no lockout (check bgtask.E003 refuses a shorter one).
+MIN_STATUS_TOKEN_LENGTH = 16
+
+
 def status_token() -> str | None:
-    return _optional_text("BGTASK_STATUS_TOKEN")
+    """The status endpoint's bearer token, or ``None``; ``ImproperlyConfigured`` when it is shorter
+    than ``MIN_STATUS_TOKEN_LENGTH`` (the message gives its length, never the token)."""
+    value = _optional_text("BGTASK_STATUS_TOKEN")
+    if value is not None and len(value.strip()) < MIN_STATUS_TOKEN_LENGTH:
+        raise ImproperlyConfigured(
+            f"BGTASK_STATUS_TOKEN is {len(value.strip())} characters long; it must have at least "
+            f"{MIN_STATUS_TOKEN_LENGTH}, or it can be guessed. Make one with "
+            '`python -c "import secrets; print(secrets.token_urlsafe(32))"`, or leave it unset '
+            "(None or empty) to open the status endpoint to admin sessions only."
+        )
+    return value
 
 
 def worker_stale_after() -> float:

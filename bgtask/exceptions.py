@@ -1,5 +1,6 @@
 """Exceptions raised by bgtask."""
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError
 
 
@@ -59,6 +60,13 @@ class DatabaseUnavailable(OperationalError):
     ``process_tasks`` waits and retries on it; a direct ``run_batch`` caller may simply call again
     later: tasks claimed but not started are released by the next ``run_batch`` in the process,
     or claimable by anyone once their (short) lease expires.
+    """
+
+
+class DatabaseNotMigrated(ImproperlyConfigured):
+    """An enqueue met a database that lacks bgtask's table or some of its columns: bgtask's
+    migrations are not all applied there. The message names the missing migrations and says to
+    run ``python manage.py migrate``; the driver's error is chained. Nothing was written.
     """
 
 

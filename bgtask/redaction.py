@@ -11,6 +11,11 @@ be secret with ``[redacted]``:
   password inside any URL-valued one (``DATABASE_URL=postgres://app:pw@db/app``);
 - the password part of any ``scheme://user:password@host`` URL in the text itself.
 
+Each value is also scrubbed in the forms it takes once escaped: inside its ``repr()`` or
+``ascii()`` (an exception message that quotes it with ``!r``), inside a JSON string (a structured
+log line, a JSON error body), and one of those inside the other. A password with a backslash, a
+quote or a non-ASCII character reads differently in each, and every form is replaced.
+
 Values are gathered on each call (errors are rare; ``override_settings`` keeps working). Values
 shorter than ``MIN_SECRET_LENGTH`` are ignored, so an empty or toy password does not blank out
 every ``1`` or ``a`` in a traceback.
@@ -21,6 +26,7 @@ every ``1`` or ``a`` in a traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -94,12 +100,31 @@ def secret_values() -> set[str]:
     return {value for value in values if len(value) >= MIN_SECRET_LENGTH}
 
 
+def _quoted_inner(value: str) -> Iterator[str]:
+    """``value`` as it reads between the quotes of its repr(), ascii() and JSON forms."""
+    yield repr(value)[1:-1]
+    yield ascii(value)[1:-1]
+    # repr() picks double quotes for a value holding ' but no "; in a container or another
+    # quoting context the other quote may be the escaped one.
+    yield value.replace("\\", "\\\\").replace("'", "\\'")
+    yield value.replace("\\", "\\\\").replace('"', '\\"')
+    yield json.dumps(value)[1:-1]
+    yield json.dumps(value, ensure_ascii=False)[1:-1]
+
+
+def escaped_forms(value: str) -> set[str]:
+    """``value`` and every form it takes escaped once or twice (repr, ascii, JSON)."""
+    once = {value, *_quoted_inner(value)}
+    return once | {twice for form in once for twice in _quoted_inner(form)}
+
+
 def redact(text: str, extra: Iterable[str] = ()) -> str:
     """``text`` with every known secret value (and ``extra`` ones) replaced by ``[redacted]``."""
     if not text:
         return text
     text = URL_CREDENTIALS.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
     values = secret_values() | {value for value in extra if len(value) >= MIN_SECRET_LENGTH}
+    values = {form for value in values for form in escaped_forms(value)}
     # Longest first, so a secret that contains another is replaced whole.
     for value in sorted(values, key=len, reverse=True):
         if value in text:

@@ -69,6 +69,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # As a project should (Django's startproject lists it); bgtask's pages deny framing without it
+    # too (tests/features/test_admin_hardening.py).
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 ROOT_URLCONF = "tests.urls"
 STATIC_URL = "/static/"

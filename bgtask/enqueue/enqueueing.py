@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import router
 
+from bgtask.enqueue.readiness import writing_tasks
 from bgtask.features.uniqueness import insert_unique
 from bgtask.models import Task
 from bgtask.signals import task_enqueued, tasks_bulk_enqueued
@@ -24,10 +25,11 @@ def insert_row(row: dict[str, Any], using: str | None = None) -> Task:
     """
     unique = row.pop("unique_mode", None)
     task = Task(**row)
-    if unique:
-        insert_unique(task, unique, using)
-    else:
-        TaskStore(using).insert(task)
+    with writing_tasks(using):
+        if unique:
+            insert_unique(task, unique, using)
+        else:
+            TaskStore(using).insert(task)
     return task
 
 
@@ -51,12 +53,14 @@ def enqueue_rows(
     if not return_tasks:
         if not rows:
             return 0
-        count = TaskStore(using).insert_rows(rows)
+        with writing_tasks(using):
+            count = TaskStore(using).insert_rows(rows)
         tasks_bulk_enqueued.send(sender=Task, rows=rows, count=count, using=using)
         return count
     if not rows:
         return []
-    created = TaskStore(using).insert_many([Task(**fields) for fields in rows])
+    with writing_tasks(using):
+        created = TaskStore(using).insert_many([Task(**fields) for fields in rows])
     for task in created:
         task_enqueued.send(sender=Task, task=task)
     return created

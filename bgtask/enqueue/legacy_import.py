@@ -78,6 +78,9 @@ class LegacyTask(models.Model):
         return f"{SOURCE_TABLE} #{self.pk} ({self.task_name})"
 
 
+NESTED_TOO_DEEPLY = "task_params is nested too deeply to be decoded or stored"
+
+
 class NothingToImport(Exception):
     """The database has no ``background_task`` table."""
 
@@ -102,6 +105,8 @@ def decode_params(text: str) -> tuple[list[Any], dict[str, Any]]:
         args, kwargs = json.loads(text)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"task_params is not [[args...], {{kwargs}}] JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(NESTED_TOO_DEEPLY) from None
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise ValueError("task_params is not [[args...], {kwargs}] JSON")
     return args, kwargs
@@ -165,6 +170,9 @@ def plan_import(using: str, *, now: datetime | None = None) -> ImportPlan:
             fields = _fields(source, now)
         except (TypeError, ValueError) as exc:
             plan.invalid.append((source.id, str(exc)))
+            continue
+        except RecursionError:  # decoded, but too deep for the checks and encoder that follow
+            plan.invalid.append((source.id, NESTED_TOO_DEEPLY))
             continue
         if source.task_name not in known:
             plan.unknown[source.task_name] += 1

@@ -19,13 +19,19 @@ from urllib.parse import urlencode
 
 import django
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -35,6 +41,8 @@ from bgtask.features.pausing import pause_queue, paused_queues, resume_queue
 from bgtask.features.retrying import retry_failed, run_now
 from bgtask.models import PeriodicOccurrence, Task
 from bgtask.web.charts import stacked_bars
+from bgtask.web.framing import deny_framing
+from bgtask.web.permissions import can_read_queue
 from bgtask.web.status import ERROR_SUMMARY_LENGTH, error_summary, health, status_is
 
 __all__ = ["ERROR_SUMMARY_LENGTH", "TaskAdmin", "error_summary", "retry_failed", "run_now"]
@@ -44,6 +52,10 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
 COUNT_CAP = 10_000
 #: Seconds between two refreshes of the dashboard.
 DASHBOARD_REFRESH = 30
+#: Characters of arguments or a result a task's page pretty-prints; past it the text is cut.
+PRETTY_JSON_LIMIT = 200_000
+#: The largest id a BigAutoField holds; a bigger number searched for or in a URL is no task's.
+MAX_TASK_ID = 2**63 - 1
 
 
 def format_time(value) -> str:
@@ -242,16 +254,53 @@ def _queue_links(changelist: str, queue: str) -> dict[str, str]:
 
 
 def _pretty_json(text: str | None) -> str:
+    """Stored JSON indented for reading; a row that is not JSON, nested too deeply to parse, or too
+    long to show whole is shown as stored (cut to ``PRETTY_JSON_LIMIT`` characters)."""
     if text is None:
         return "-"
+    if len(text) > PRETTY_JSON_LIMIT:
+        return f"{text[:PRETTY_JSON_LIMIT]}\n… (cut: {len(text):,} characters in all)"
     try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False, sort_keys=True)
-    except ValueError:
-        return text  # a corrupt row is shown as stored
+        pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False, sort_keys=True)
+    except (ValueError, RecursionError):
+        return text  # a corrupt or deeply nested row (written by hand) is shown as stored
+    if len(pretty) > PRETTY_JSON_LIMIT:  # deep nesting multiplies the indentation
+        return text
+    return pretty
+
+
+def task_id(text: str) -> int | None:
+    """``text`` as a task id, or ``None`` when it cannot be one: not ASCII digits (``"²"`` passes
+    ``isdigit()`` but not ``int()``), too many digits for ``int()``, or past a BigAutoField."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_TASK_ID)):
+        return None
+    number = int(text)
+    return number if number <= MAX_TASK_ID else None
+
+
+class IdOrderedChangeList(ChangeList):
+    """Honours ``?o=`` for the ``sortable_by`` columns only (the id). Django draws only those
+    headers as links but sorts by whatever column index ``o`` names: one request could make the
+    database sort the whole table by status or queue, which no index serves."""
+
+    def get_ordering_field(self, field_name):
+        if field_name not in self.sortable_by:
+            return None
+        return super().get_ordering_field(field_name)
+
+
+class UnframedAdmin(admin.ModelAdmin):
+    """A ModelAdmin none of whose pages may be framed (``bgtask.web.framing``)."""
+
+    def get_urls(self):
+        patterns = super().get_urls()
+        for pattern in patterns:
+            pattern.callback = deny_framing(pattern.callback)
+        return patterns
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(UnframedAdmin):
     list_display = (
         "id",
         "task",
@@ -344,8 +393,8 @@ class TaskAdmin(admin.ModelAdmin):
         if not term:
             return queryset, False
         match = Q(task_name=term)
-        if term.isdigit():
-            match |= Q(id=int(term))
+        if (pk := task_id(term)) is not None:
+            match |= Q(id=pk)
         if conf.admin_full_search():
             # Opt-in: reads every row (no index serves a substring match).
             match |= (
@@ -358,6 +407,9 @@ class TaskAdmin(admin.ModelAdmin):
 
     def get_search_fields(self, request):
         return self.search_fields
+
+    def get_changelist(self, request, **kwargs):
+        return IdOrderedChangeList
 
     def changelist_view(self, request, extra_context=None):
         counts = [
@@ -506,7 +558,10 @@ class TaskAdmin(admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if action not in PAGE_ACTIONS:
             raise PermissionDenied(f"Unknown action {action!r}.")
-        task = get_object_or_404(Task, pk=object_id)
+        pk = task_id(object_id)
+        task = Task.objects.filter(pk=pk).first() if pk is not None else None
+        if task is None:
+            raise Http404(f"No task with id {object_id[:40]!r}.")
         if not self.has_change_permission(request, task):
             raise PermissionDenied
         function, message, _ = PAGE_ACTIONS[action]
@@ -522,7 +577,8 @@ class TaskAdmin(admin.ModelAdmin):
     # -- the dashboard --------------------------------------------------------------------------
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_view_or_change_permission(request):
+        # The status endpoint's rule too (bgtask.web.permissions): the same figures, one rule.
+        if not can_read_queue(request.user):
             raise PermissionDenied
         figures = health()
         paused = paused_queues()
@@ -562,6 +618,7 @@ class TaskAdmin(admin.ModelAdmin):
             "per_minute": stacked_bars(throughput["per_minute"], 10, "%H:%M"),
             "per_hour": stacked_bars(throughput["per_hour"], 4, "%H:00"),
             "changelist_url": changelist,
+            "status_url": _status_url(),
             # Django 6 draws breadcrumbs as <ol class="breadcrumbs">, 5.2 as a <div>.
             "legacy_breadcrumbs": django.VERSION < (6,),
         }
@@ -590,8 +647,11 @@ class TaskAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
+        # Every page of the task admin carries buttons that change tasks: none may be framed.
         return [
-            path("dashboard/", wrap(self.dashboard_view), name="bgtask_task_dashboard"),
+            path(
+                "dashboard/", deny_framing(wrap(self.dashboard_view)), name="bgtask_task_dashboard"
+            ),
             path(
                 "dashboard/queue/<str:action>/",
                 wrap(self.queue_view),
@@ -599,15 +659,24 @@ class TaskAdmin(admin.ModelAdmin):
             ),
             path(
                 "<path:object_id>/act/<str:action>/",
-                wrap(self.act_view),
+                deny_framing(wrap(self.act_view)),
                 name="bgtask_task_act",
             ),
             *super().get_urls(),
         ]
 
 
+def _status_url() -> str | None:
+    """Where the status endpoint is served, or ``None`` when the project did not include
+    ``bgtask.urls`` (the dashboard then says how to, instead of linking to a 404)."""
+    try:
+        return reverse("bgtask:status")
+    except NoReverseMatch:
+        return None
+
+
 @admin.register(PeriodicOccurrence)
-class PeriodicOccurrenceAdmin(admin.ModelAdmin):
+class PeriodicOccurrenceAdmin(UnframedAdmin):
     """Read-only: the last occurrence each ``@periodic`` task had enqueued. Deleting a row makes
     the next batch treat the task as first seen (it resumes at its next occurrence)."""
 

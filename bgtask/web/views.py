@@ -1,6 +1,8 @@
 """The JSON status endpoint: per-queue counts for dashboards, probes and alarms.
 
-Open to a staff session (the admin's login) or to ``Authorization: Bearer <BGTASK_STATUS_TOKEN>``.
+Open to a session of a user who may read the tasks in the admin (``bgtask.web.permissions``: active
+staff with bgtask's view or change permission, the dashboard's rule) or to
+``Authorization: Bearer <BGTASK_STATUS_TOKEN>``.
 
 >>> # curl -H "Authorization: Bearer $TOKEN" https://example.com/bgtask/status/
 >>> # {"queues": {"default": {"due": 0, ...}}, "time": "2026-11-28T05:20:00+00:00"}
@@ -9,14 +11,20 @@ Open to a staff session (the admin's login) or to ``Authorization: Bearer <BGTAS
 from __future__ import annotations
 
 import hmac
+import logging
 
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from bgtask import conf
+from bgtask.web.framing import deny_framing
+from bgtask.web.permissions import can_read_queue
 from bgtask.web.status import health
+
+logger = logging.getLogger("bgtask.web")
 
 
 def _bearer_token(request: HttpRequest) -> str | None:
@@ -31,6 +39,7 @@ def _refusal(status: int, message: str) -> JsonResponse:
     return response
 
 
+@deny_framing
 @never_cache
 @require_GET
 def status(request: HttpRequest) -> JsonResponse:
@@ -39,7 +48,12 @@ def status(request: HttpRequest) -> JsonResponse:
     401/403 for anyone else."""
     token = _bearer_token(request)
     if token is not None:
-        expected = conf.status_token()
+        try:
+            expected = conf.status_token()
+        except ImproperlyConfigured as exc:
+            # Too short to be safe (check bgtask.E003 says so at start-up): it opens nothing.
+            logger.error("The status endpoint's token is refused: %s", exc)
+            expected = None
         # compare_digest: the time taken does not tell how much of a guess was right.
         if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
             return _refusal(401, "Invalid bearer token.")
@@ -49,7 +63,11 @@ def status(request: HttpRequest) -> JsonResponse:
             return _refusal(
                 401, "Log in as a staff user or send Authorization: Bearer <BGTASK_STATUS_TOKEN>."
             )
-        if not (user.is_active and user.is_staff):
-            return _refusal(403, "Only staff users may read the task queue status.")
+        if not can_read_queue(user):
+            return _refusal(
+                403,
+                "Only staff users with bgtask's view or change permission on tasks may read the "
+                "task queue status (the dashboard's rule).",
+            )
     # DjangoJSONEncoder (JsonResponse's default) writes the datetimes as ISO 8601.
     return JsonResponse(health(timezone.now()))

@@ -116,3 +116,17 @@ def test_each_role_reads_only_the_database_secret_and_the_secret_is_not_in_the_e
     for function in resources_of_type(template, "AWS::Lambda::Function").values():
         assert "resolve:secretsmanager" not in json.dumps(function)
         assert function["Properties"]["LoggingConfig"]["LogFormat"] == "JSON"
+
+
+def test_the_status_token_parameter_has_bgtasks_minimum_length(template):
+    import re
+
+    from bgtask.conf import MIN_STATUS_TOKEN_LENGTH
+
+    parameter = template["Parameters"]["StatusToken"]
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert parameter["NoEcho"] is True and parameter["Default"] == ""
+    assert pattern.fullmatch("")  # no token: sessions only
+    assert pattern.fullmatch("t" * MIN_STATUS_TOKEN_LENGTH)
+    assert not pattern.fullmatch("t" * (MIN_STATUS_TOKEN_LENGTH - 1))
+    assert str(MIN_STATUS_TOKEN_LENGTH) in parameter["ConstraintDescription"]

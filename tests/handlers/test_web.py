@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.test import Client, override_settings
 
 from bgtask.models import Task
@@ -30,10 +31,14 @@ def status_event(authorization: str | None = None, session: str | None = None) -
     return event
 
 
-def session_of(*, staff: bool) -> str:
+def session_of(*, staff: bool, can_view_tasks: bool = False) -> str:
     user = get_user_model().objects.create_user(
         username="staff" if staff else "member", password="pw-not-used", is_staff=staff
     )
+    if can_view_tasks:
+        user.user_permissions.add(
+            Permission.objects.get(codename="view_task", content_type__app_label="bgtask")
+        )
     client = Client()
     client.force_login(user)
     return client.cookies["sessionid"].value
@@ -70,9 +75,17 @@ def test_the_sample_status_event_with_the_token_gets_the_per_queue_counts(contex
 
 @override_settings(BGTASK_STATUS_TOKEN=TOKEN)
 def test_a_staff_session_gets_the_status(context):
-    response = web.handler(status_event(session=session_of(staff=True)), context)
+    session = session_of(staff=True, can_view_tasks=True)
+    response = web.handler(status_event(session=session), context)
     assert response["statusCode"] == 200
     assert "queues" in json.loads(response["body"])
+
+
+@override_settings(BGTASK_STATUS_TOKEN=TOKEN)
+def test_a_staff_session_without_the_task_permission_is_refused_as_by_the_dashboard(context):
+    response = web.handler(status_event(session=session_of(staff=True)), context)
+    assert response["statusCode"] == 403
+    assert "queues" not in json.loads(response["body"])
 
 
 @override_settings(BGTASK_STATUS_TOKEN=TOKEN)

@@ -1,5 +1,6 @@
 """Hostile tasks for the reliability suite (autodiscovered: tests.reliability is installed)."""
 
+import json
 import os
 import sys
 
@@ -94,3 +95,15 @@ def observe_unwritten(key):
     running_keys = {json.loads(a)["args"][0] for name, a in running if name == "sample.record"}
     unwritten = Execution.objects.filter(key__in=running_keys).count()
     Execution.objects.create(key=f"{key}:unwritten={unwritten}:running={len(running)}")
+
+
+@background(name="rel.leak_escaped_secret")
+def leak_escaped_secret():
+    """Fails quoting the database password the ways libraries do: with ``!r``, inside a JSON
+    error body, and as the repr of a dict holding that JSON."""
+    password = settings.DATABASES["default"].get("PASSWORD") or ""
+    body = json.dumps({"error": "auth failed", "password": password})
+    raise RuntimeError(
+        f"could not authenticate with password={password!r} response={body} "
+        f"context={ {'body': body, 'password': password}!r} ascii={password!a}"
+    )
