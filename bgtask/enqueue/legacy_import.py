@@ -37,6 +37,7 @@ from bgtask.features.repeating import check_repeat
 from bgtask.models import ImportedTask, Task
 from bgtask.serialization import encode_arguments
 from bgtask.signals import task_enqueued
+from bgtask.store import TaskStore
 
 logger = logging.getLogger("bgtask.legacy_import")
 
@@ -192,12 +193,11 @@ def write_plan(plan: ImportPlan, using: str, *, now: datetime | None = None) -> 
     connection = connections[using]
     with transaction.atomic(using=using):
         tasks = [Task(**fields) for _, fields in plan.rows]
+        store = TaskStore(using)
         if connection.features.can_return_rows_from_bulk_insert:
-            created = Task.objects.using(using).bulk_create(tasks, batch_size=500)
+            created = store.insert_many(tasks)
         else:  # pragma: no cover - every supported database returns ids from a bulk insert
-            for task in tasks:
-                task.save(using=using, force_insert=True)
-            created = tasks
+            created = [store.insert(task) for task in tasks]
         ImportedTask.objects.using(using).bulk_create(
             [
                 ImportedTask(source=SOURCE, source_id=source_id, task_id=task.pk, imported_at=now)

@@ -375,6 +375,33 @@ class TaskStore:
             unique_key=None,
         )
 
+    # -- operators' actions (admin, CLI) ------------------------------------------------------
+
+    def make_due_now(self, tasks) -> int:
+        """Make the queued rows of ``tasks`` (a queryset) due at once; the rows changed."""
+        return (
+            tasks.using(self.alias).filter(status=Task.QUEUED).update(run_at=clock.now(self.alias))
+        )
+
+    def requeue(self, tasks, statuses: Sequence[str]) -> int:
+        """Put the rows of ``tasks`` in one of ``statuses`` back in the queue, due now, attempts
+        reset (``last_error`` kept until the next run overwrites it); the rows changed."""
+        return (
+            tasks.using(self.alias)
+            .filter(status__in=statuses)
+            .update(
+                status=Task.QUEUED,
+                attempts=0,
+                run_at=clock.now(self.alias),
+                failed_at=None,
+                finished_at=None,
+                started_at=None,
+                progress=None,
+                progress_note=None,
+                cancel_requested_at=None,
+            )
+        )
+
     # -- cancelling ---------------------------------------------------------------------------
 
     def cancel_queued(self, tasks, message: str, now: datetime) -> int:

@@ -301,6 +301,8 @@ OWN_TABLES = {
     "bgtask.features.periodic": ("table", "PeriodicOccurrence"),
     # ImportedTask, the import's bookkeeping of copied rows.
     "bgtask.enqueue.legacy_import": ("ImportedTask",),
+    # QueueState, one row per paused (or once paused) queue.
+    "bgtask.features.pausing": ("states", "QueueState"),
 }
 
 
