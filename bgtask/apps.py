@@ -1,10 +1,12 @@
+from typing import Any
+
 from django.apps import AppConfig, apps
 from django.db.backends.signals import connection_created
 
 from bgtask import conf
 
 
-def _tune_sqlite(sender, connection, **kwargs) -> None:
+def _tune_sqlite(sender: Any, connection: Any, **kwargs: Any) -> None:
     """WAL lets readers and one writer work at once, so enqueues are not blocked by a draining
     worker; synchronous=NORMAL is durable across a process crash (not a power cut) in WAL mode."""
     if connection.vendor != "sqlite" or not conf.sqlite_wal():

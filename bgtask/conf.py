@@ -189,7 +189,7 @@ def legacy_priority_ascending() -> bool:
         raise ImproperlyConfigured(
             f'BACKGROUND_TASK_PRIORITY_ORDERING must be "ASC" or "DESC", got {value!r}.'
         )
-    return value == "ASC"
+    return bool(value == "ASC")
 
 
 # -- Serverless -------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ column sorts, and the search box matches an id or an exact task name (indexed) u
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import django
 from django.contrib import admin, messages
@@ -34,6 +36,13 @@ from bgtask.models import PeriodicOccurrence, Task
 from bgtask.web.charts import stacked_bars
 from bgtask.web.status import health, status_is
 
+# ModelAdmin is generic for type checkers only (django-stubs); at run time it takes no subscript.
+if TYPE_CHECKING:
+    _TaskAdminBase = admin.ModelAdmin[Task]
+    _OccurrenceAdminBase = admin.ModelAdmin[PeriodicOccurrence]
+else:
+    _TaskAdminBase = _OccurrenceAdminBase = admin.ModelAdmin
+
 ERROR_SUMMARY_LENGTH = 80
 #: Rows the list counts at most; beyond it the list says "more than" instead of counting them all.
 COUNT_CAP = 10_000
@@ -41,12 +50,12 @@ COUNT_CAP = 10_000
 DASHBOARD_REFRESH = 30
 
 
-def run_now(tasks: QuerySet) -> int:
+def run_now(tasks: QuerySet[Task]) -> int:
     """Make queued tasks due at once (a scheduled or backing-off task jumps its wait)."""
     return tasks.filter(status=Task.QUEUED).update(run_at=clock.now(tasks.db))
 
 
-def retry_failed(tasks: QuerySet) -> int:
+def retry_failed(tasks: QuerySet[Task]) -> int:
     """Put failed tasks back in the queue, due now, with their attempts reset. ``last_error``
     is kept until the next run overwrites it; a unique task comes back without its key."""
     return tasks.filter(status=Task.FAILED).update(
@@ -83,18 +92,18 @@ def duration_text(seconds: float) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
-def capped_count(tasks: QuerySet, cap: int = COUNT_CAP) -> int:
+def capped_count(tasks: QuerySet[Any], cap: int = COUNT_CAP) -> int:
     """``min(tasks.count(), cap + 1)``, reading at most ``cap + 1`` rows."""
     return tasks.order_by()[: cap + 1].count()
 
 
-class CappedPaginator(Paginator):
+class CappedPaginator(Paginator):  # type: ignore[type-arg]  # Django's own is unparametrised
     """Counts at most ``COUNT_CAP + 1`` rows, so a page view never counts the whole table; past
     the cap, the list offers the first ``COUNT_CAP`` rows' pages (narrow it with a filter)."""
 
     @cached_property
     def count(self) -> int:
-        return capped_count(self.object_list)
+        return capped_count(self.object_list)  # type: ignore[arg-type]  # always a QuerySet here
 
 
 class RegisteredChoicesFilter(admin.SimpleListFilter):
@@ -103,14 +112,15 @@ class RegisteredChoicesFilter(admin.SimpleListFilter):
     def choices_from_registry(self) -> set[str]:
         raise NotImplementedError
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         values = self.choices_from_registry()
-        if self.value():
-            values.add(self.value())
+        selected = self.value()
+        if selected:
+            values.add(selected)
         return [(value, value) for value in sorted(values)]
 
-    def queryset(self, request, queryset):
-        field = self.parameter_name.removesuffix("__exact")
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        field = str(self.parameter_name).removesuffix("__exact")
         return queryset.filter(**{field: self.value()}) if self.value() else queryset
 
 
@@ -121,18 +131,19 @@ class StatusFilter(admin.SimpleListFilter):
     title = "status"
     parameter_name = "status__exact"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
         return Task.STATUS_CHOICES
 
-    def queryset(self, request, queryset):
-        if self.value() == Task.RUNNING:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value == Task.RUNNING:
             # Running tasks are few (workers x claim size). Found without an ORDER BY, they come
             # from the partial lease index; ordered by id, SQLite would rather walk the whole
             # primary key backwards looking for them.
             running = Task.objects.filter(status_is(Task.RUNNING)).order_by()
             return queryset.filter(id__in=list(running.values_list("id", flat=True)[:COUNT_CAP]))
-        if self.value() in dict(Task.STATUS_CHOICES):
-            return queryset.filter(status_is(self.value()))
+        if value is not None and value in dict(Task.STATUS_CHOICES):
+            return queryset.filter(status_is(value))
         return queryset
 
 
@@ -196,7 +207,7 @@ def _pretty_json(text: str | None) -> str:
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(_TaskAdminBase):
     list_display = (
         "id",
         "task",
@@ -244,7 +255,9 @@ class TaskAdmin(admin.ModelAdmin):
         line = error_summary(task.last_error, length=1000)
         return format_html('{}<span class="bgtask-error" title="{}">{}</span>', name, line, line)
 
-    def get_search_results(self, request, queryset, search_term):
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Task], search_term: str
+    ) -> tuple[QuerySet[Task], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -261,10 +274,12 @@ class TaskAdmin(admin.ModelAdmin):
             )
         return queryset.filter(match), False
 
-    def get_search_fields(self, request):
+    def get_search_fields(self, request: HttpRequest) -> Any:
         return self.search_fields
 
-    def changelist_view(self, request, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         counts = [
             (label, capped_count(Task.objects.filter(status_is(value))))
             for value, label in Task.STATUS_CHOICES
@@ -278,28 +293,34 @@ class TaskAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context=extra_context)
 
     @admin.action(description="Run now (queued tasks)", permissions=["change"])
-    def action_run_now(self, request, queryset):
+    def action_run_now(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         count = run_now(queryset)
         self.message_user(request, f"{count} queued task(s) are due now.", messages.SUCCESS)
 
     @admin.action(
         description="Retry (failed tasks back to queued, attempts reset)", permissions=["change"]
     )
-    def action_retry(self, request, queryset):
+    def action_retry(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         count = retry_failed(queryset)
         self.message_user(request, f"{count} failed task(s) queued again.", messages.SUCCESS)
 
     @admin.action(description="Cancel (queued tasks; running ones finish)", permissions=["change"])
-    def action_cancel(self, request, queryset):
+    def action_cancel(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         count = cancel_queued(queryset, reason=f"cancelled in the admin by {request.user}")
         self.message_user(request, f"{count} queued task(s) cancelled.", messages.SUCCESS)
 
     # -- a task's page --------------------------------------------------------------------------
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         # Every field is read-only; a POST here could only write the row back as it was read,
         # over whatever a worker wrote meanwhile.
         if request.method == "POST":
@@ -309,7 +330,7 @@ class TaskAdmin(admin.ModelAdmin):
         buttons = [
             (name, reverse("admin:bgtask_task_act", args=[task.pk, name]))
             for name, (_, _, statuses) in PAGE_ACTIONS.items()
-            if can_change and task.status in statuses
+            if task is not None and can_change and task.status in statuses
         ]
         extra_context = {
             **(extra_context or {}),
@@ -330,6 +351,7 @@ class TaskAdmin(admin.ModelAdmin):
 
     @admin.display(description="When")
     def when(self, task: Task) -> str:
+        at: datetime | None
         if task.status == Task.QUEUED:
             label, at = ("due since" if task.run_at <= timezone.now() else "due at"), task.run_at
         elif task.status == Task.RUNNING:
@@ -372,6 +394,7 @@ class TaskAdmin(admin.ModelAdmin):
         if action == "cancel":
             count = cancel_queued(one, reason=f"cancelled in the admin by {request.user}")
         else:
+            assert function is not None  # only cancel has no function
             count = function(one)
         level = messages.SUCCESS if count else messages.WARNING
         self.message_user(request, message.format(count), level)
@@ -402,7 +425,7 @@ class TaskAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/bgtask/task/dashboard.html", context)
 
-    def get_urls(self):
+    def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view
         return [
             path("dashboard/", wrap(self.dashboard_view), name="bgtask_task_dashboard"),
@@ -416,7 +439,7 @@ class TaskAdmin(admin.ModelAdmin):
 
 
 @admin.register(PeriodicOccurrence)
-class PeriodicOccurrenceAdmin(admin.ModelAdmin):
+class PeriodicOccurrenceAdmin(_OccurrenceAdminBase):
     """Read-only: the last occurrence each ``@periodic`` task had enqueued. Deleting a row makes
     the next batch treat the task as first seen (it resumes at its next occurrence)."""
 
@@ -424,8 +447,8 @@ class PeriodicOccurrenceAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     readonly_fields = ("name", "last_enqueued_at", "updated_at")
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
