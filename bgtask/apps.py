@@ -38,6 +38,10 @@ class BgtaskConfig(AppConfig):
 
         task_enqueued.connect(on_task_enqueued, dispatch_uid="bgtask_aws_wake")
         tasks_bulk_enqueued.connect(on_tasks_bulk_enqueued, dispatch_uid="bgtask_aws_wake_bulk")
+        # BGTASK_IMMEDIATE (tests): read at each enqueue; the worker is imported only when it runs.
+        from bgtask.testing import immediate
+
+        immediate.connect()
         # The admin lives with the rest of the web side (bgtask.web), not at bgtask.admin where the
         # admin's autodiscovery looks, so it is registered here when the admin is installed.
         if apps.is_installed("django.contrib.admin"):

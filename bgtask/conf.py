@@ -89,6 +89,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         None,
         "Bearer token that opens the JSON status endpoint besides a staff session; None: none.",
     ),
+    # Tests (issue 22)
+    "BGTASK_IMMEDIATE": (
+        False,
+        "Run each enqueued task through run_batch when the transaction that wrote it commits "
+        "(for tests; see bgtask.testing).",
+    ),
     # Admin (issue 13): substring search reads every row, so it is opt-in.
     "BGTASK_ADMIN_FULL_SEARCH": (
         False,
@@ -253,6 +259,13 @@ def metrics_namespace() -> str | None:
 
 def status_token() -> str | None:
     return _optional_text("BGTASK_STATUS_TOKEN")
+
+
+def immediate() -> bool:
+    value = get("BGTASK_IMMEDIATE")
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(f"BGTASK_IMMEDIATE must be True or False, got {value!r}.")
+    return value
 
 
 def admin_full_search() -> bool:
