@@ -42,6 +42,11 @@ class BgtaskConfig(AppConfig):
         from bgtask.testing import immediate
 
         immediate.connect()
+        # Optional integrations: each connects only when its library imports (bgtask.integrations).
+        from bgtask.integrations import opentelemetry, sentry
+
+        opentelemetry.connect()
+        sentry.connect()
         # The admin lives with the rest of the web side (bgtask.web), not at bgtask.admin where the
         # admin's autodiscovery looks, so it is registered here when the admin is installed.
         if apps.is_installed("django.contrib.admin"):

@@ -49,6 +49,7 @@ from django.tasks.exceptions import TaskResultDoesNotExist
 from django.utils.json import normalize_json
 
 from bgtask import clock, registry, signals
+from bgtask.enqueue import trace_context
 from bgtask.enqueue.validation import check_queue
 from bgtask.models import Task
 from bgtask.serialization import encode_arguments
@@ -160,6 +161,7 @@ class DatabaseBackend(BaseTaskBackend):
             run_at=task.run_after or clock.now(),
             # Kept as given: a TaskResult read back says None when no run_after was given.
             run_after=task.run_after,
+            trace_context=trace_context.current(),
         )
         row.save(force_insert=True)
         signals.task_enqueued.send(sender=Task, task=row)

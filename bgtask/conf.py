@@ -89,6 +89,17 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         None,
         "Bearer token that opens the JSON status endpoint besides a staff session; None: none.",
     ),
+    # Integrations (issue 22): each also needs its library installed (bgtask[opentelemetry],
+    # bgtask[sentry]); Sentry also needs sentry_sdk.init().
+    "BGTASK_OPENTELEMETRY": (
+        True,
+        "A span per task execution in the enqueuing trace, when opentelemetry-api is installed.",
+    ),
+    "BGTASK_SENTRY": (
+        True,
+        "Failed tasks to Sentry with tags, retries as breadcrumbs, Crons check-ins for periodic "
+        "tasks, when sentry-sdk is installed and initialised.",
+    ),
     # Tests (issue 22)
     "BGTASK_IMMEDIATE": (
         False,
@@ -259,6 +270,14 @@ def metrics_namespace() -> str | None:
 
 def status_token() -> str | None:
     return _optional_text("BGTASK_STATUS_TOKEN")
+
+
+def opentelemetry() -> bool:
+    return bool(get("BGTASK_OPENTELEMETRY"))
+
+
+def sentry() -> bool:
+    return bool(get("BGTASK_SENTRY"))
 
 
 def immediate() -> bool:

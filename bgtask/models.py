@@ -129,6 +129,10 @@ class Task(models.Model):
     # django.tasks rows: ``run_after`` exactly as given (NULL: not given), which ``run_at`` cannot
     # say once it holds the enqueue time. Read back by the backend only, never by a claim.
     run_after = models.DateTimeField(null=True, blank=True)
+    # The enqueuing code's trace context (W3C traceparent/tracestate as JSON), written when the
+    # OpenTelemetry integration is on, so the task's span joins the trace of the request that
+    # enqueued it (bgtask.integrations.opentelemetry). NULL: none.
+    trace_context = models.TextField(null=True, blank=True, editable=False)
 
     objects = TaskQuerySet.as_manager()
 

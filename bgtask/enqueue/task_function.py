@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Literal, overload
 
 from bgtask import clock, conf
+from bgtask.enqueue import trace_context
 from bgtask.enqueue.enqueueing import enqueue_row, enqueue_rows
 from bgtask.enqueue.scheduling import Schedule, resolve_schedule
 from bgtask.enqueue.validation import (
@@ -244,6 +245,7 @@ class TaskFunction[**P, R]:
             else self.queue or conf.default_queue(),
             "priority": check_priority(priority) if priority is not None else self.priority,
             "run_at": run_at,
+            "trace_context": trace_context.current(),
         }
         row.update(feature_fields(row, {**self.defaults, **options}))
         return row

@@ -123,6 +123,11 @@ def periodic[R](
     return decorate
 
 
+def find(name: str) -> PeriodicTask | None:
+    """The periodic task registered under this task name, if any."""
+    return _periodic.get(name)
+
+
 def registered() -> list[PeriodicTask]:
     return [_periodic[name] for name in sorted(_periodic)]
 
