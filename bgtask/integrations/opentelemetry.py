@@ -36,6 +36,16 @@ SYSTEM = "bgtask"
 
 _spans: dict[int, Any] = {}  # task id -> its open span
 _lock = threading.Lock()
+_tracer: Any = None
+
+
+def _get_tracer() -> Any:
+    # Looked up once: a tracer taken before the application sets its provider is a proxy that
+    # follows the provider set later.
+    global _tracer
+    if _tracer is None:
+        _tracer = trace.get_tracer("bgtask", __version__)
+    return _tracer
 
 
 def capture_context() -> str | None:
@@ -66,7 +76,7 @@ def on_started(sender: Any, task: Task, **kwargs: Any) -> None:
         origin = trace.get_current_span(parent).get_span_context()
         if origin.is_valid:
             links.append(Link(origin, {"bgtask.link": "enqueued"}))
-    span = trace.get_tracer("bgtask", __version__).start_span(
+    span = _get_tracer().start_span(
         f"process {task.task_name}",
         context=parent,
         kind=SpanKind.CONSUMER,
