@@ -8,7 +8,7 @@ import pytest
 from django.db import transaction
 from django.test import override_settings
 
-from bgtask import background, enqueue_many
+from bgtask import background, enqueue_many, run_batch
 from bgtask.models import Task
 from bgtask.testing import capture_enqueued, run_until_empty
 
@@ -180,3 +180,14 @@ def test_immediate_waits_for_the_commit_and_skips_a_rollback():
 def test_immediate_is_off_by_default():
     send_receipt(42, schedule=0)
     assert ran == []
+
+
+@pytest.mark.django_db
+def test_immediate_inside_a_batch_the_worker_runs_the_chained_task():
+    # A task already queued is run by an explicit run_batch with immediate mode on; the task it
+    # enqueues runs too (by a nested drain or by the same batch), once.
+    place_order(42, schedule=0)
+    with override_settings(BGTASK_IMMEDIATE=True):
+        run_batch(10)
+    assert ran == [("place_order", 42), ("send_receipt", 42)]
+    assert list(Task.objects.values_list("status", flat=True)) == [Task.SUCCEEDED] * 2
