@@ -30,6 +30,7 @@ else:
 
 from bgtask import __version__, conf, signals
 from bgtask.enqueue import trace_context
+from bgtask.integrations import describe, guarded, logger
 from bgtask.models import Task
 
 SYSTEM = "bgtask"
@@ -53,7 +54,11 @@ def capture_context() -> str | None:
     if not conf.opentelemetry():
         return None
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    try:
+        propagate.inject(carrier)
+    except Exception:  # a propagator's bug must not refuse the enqueue
+        logger.warning("Could not read the trace context; stored none.", exc_info=True)
+        return None
     return json.dumps(carrier, separators=(",", ":")) if carrier else None
 
 
@@ -67,6 +72,7 @@ def _parent(stored: str | None) -> Any:
     return propagate.extract(carrier) if isinstance(carrier, dict) else None
 
 
+@guarded
 def on_started(sender: Any, task: Task, **kwargs: Any) -> None:
     if not conf.opentelemetry():
         return
@@ -100,21 +106,26 @@ def _finish(task: Task, outcome: str, error: BaseException | None) -> None:
         span = _spans.pop(task.pk, None)
     if span is None:  # started before the integration was on, or never started (undecodable)
         return
-    span.set_attribute("bgtask.task.outcome", outcome)
-    if error is not None:
-        span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-    span.end()
+    try:
+        span.set_attribute("bgtask.task.outcome", outcome)
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, describe(error)))
+            span.record_exception(error)  # str() of the error may raise: after the status
+    finally:
+        span.end()
 
 
+@guarded
 def on_succeeded(sender: Any, task: Task, **kwargs: Any) -> None:
     _finish(task, "succeeded", None)
 
 
+@guarded
 def on_retried(sender: Any, task: Task, error: BaseException | None = None, **kwargs: Any) -> None:
     _finish(task, "retried", error)
 
 
+@guarded
 def on_failed(sender: Any, task: Task, error: BaseException | None = None, **kwargs: Any) -> None:
     _finish(task, "failed", error)
 

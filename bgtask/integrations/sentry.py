@@ -31,6 +31,7 @@ else:
 
 from bgtask import conf, signals
 from bgtask.features import periodic
+from bgtask.integrations import describe, guarded
 from bgtask.models import Task
 
 #: The logger whose task-failure line the captured event replaces.
@@ -58,6 +59,7 @@ def _tags(task: Task, attempt: int) -> dict[str, str]:
     }
 
 
+@guarded
 def on_started(sender: Any, task: Task, **kwargs: Any) -> None:
     entry = periodic.find(task.task_name)
     if entry is None or not _active():
@@ -90,11 +92,13 @@ def _check_out(task: Task, status: str) -> None:
     )
 
 
+@guarded
 def on_succeeded(sender: Any, task: Task, **kwargs: Any) -> None:
     if _checkins:
         _check_out(task, MonitorStatus.OK)
 
 
+@guarded
 def on_retried(sender: Any, task: Task, error: BaseException | None = None, **kwargs: Any) -> None:
     if not _active():
         return
@@ -102,11 +106,12 @@ def on_retried(sender: Any, task: Task, error: BaseException | None = None, **kw
         category="bgtask",
         message=f"Task {task.task_name} #{task.pk} failed, will retry",
         level="warning",
-        data={**_tags(task, task.attempts), "error": repr(error)},
+        data={**_tags(task, task.attempts), "error": describe(error) if error else None},
     )
     _check_out(task, MonitorStatus.ERROR)
 
 
+@guarded
 def on_failed(sender: Any, task: Task, error: BaseException | None = None, **kwargs: Any) -> None:
     if not _active():
         return

@@ -12,3 +12,13 @@ def ok(n):
 @background(name="integrations.boom")
 def boom(n):
     raise ValueError(f"boom {n}")
+
+
+class Unprintable(Exception):
+    def __str__(self):
+        raise ValueError("this exception cannot be shown")
+
+
+@background(name="integrations.unprintable")
+def unprintable():
+    raise Unprintable()

@@ -138,3 +138,16 @@ print(opentelemetry.AVAILABLE, sentry.AVAILABLE, trace_context._capture,
         env={"DJANGO_SETTINGS_MODULE": "tests.settings", "PATH": "/usr/bin:/bin"},
     ).stdout.strip()
     assert out == "False False None False"
+
+
+@pytest.mark.django_db
+def test_an_error_that_cannot_be_shown_still_ends_its_span_and_the_batch_goes_on(spans):
+    tasks.unprintable(schedule=0)
+    tasks.ok(1, schedule=0)
+    result = run_batch(10)
+    assert (result.retried, result.succeeded) == (1, 1)
+    outcomes = {span.attributes["bgtask.task.name"]: span for span in task_spans(spans)}
+    failed = outcomes["integrations.unprintable"]
+    assert failed.attributes["bgtask.task.outcome"] == "retried"
+    assert failed.status.status_code == StatusCode.ERROR
+    assert failed.status.description == "Unprintable"
