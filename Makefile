@@ -14,7 +14,7 @@ MARIADB_URL ?= mysql://root@127.0.0.1:3306/test
 PYTEST_ARGS ?=
 
 .PHONY: demo test docs docs-serve lint test-sqlite test-postgres test-mariadb test-django52 install clean bench bench-admin
-.PHONY: test-pgbouncer test-loaded
+.PHONY: test-pgbouncer test-loaded wheel-check test-py313
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,13 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/python manage.py bgtask_demo
 
+# mypy --strict on bgtask/ and the typing test tests/type_checks/ (settings in pyproject.toml [tool.mypy]:
+# bgtask/worker/ and bgtask/store/ are left out while they are being rewritten).
 # cfn-lint runs on template.yaml and on what the SAM transform makes of it (infra/translate_template.py).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/python infra/translate_template.py build/template.translated.json
 	$(BIN)/cfn-lint build/template.translated.json
@@ -115,6 +118,30 @@ test-django52: $(DJ52_VENV)/bin/.installed
 	BGTASK_TEST_SQLITE_DIR=$(CURDIR)/build/django52 $(DJ52_VENV)/bin/python -m pytest -m "not slow" \
 		$(addprefix --ignore=,$(DJ52_IGNORE)) $(PYTEST_ARGS)
 
+# Issue 22, packaging: build the wheel and sdist (python -m build, into build/dist), check what they
+# carry (migrations, templates, py.typed, licence metadata), install the wheel into a fresh venv in a
+# temp dir outside the checkout and run the demo there with only that venv's bgtask on the path
+# (infra/wheel_check.py). About 1 min, most of it pip and the demo's 10 s run.
+wheel-check: $(BIN)/.installed
+	$(BIN)/python infra/wheel_check.py --python $(PYTHON)
+
+# Issue 22: the suite on SQLite under Python 3.13 (pyenv's 3.13, its own venv), but for the browser
+# test (the Playwright driver is the same on both) and the slow fault loops, as in test-django52.
+PY313 ?= python3.13
+PY313_VENV ?= .venv-py313
+$(PY313_VENV)/bin/.installed: pyproject.toml
+	PYENV_VERSION=3.13 $(PY313) -m venv $(PY313_VENV)
+	$(PY313_VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip
+	$(PY313_VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+test-py313: $(PY313_VENV)/bin/.installed
+	@echo "=== test suite on SQLite with Python 3.13 ==="
+	$(PY313_VENV)/bin/python --version
+	mkdir -p $(CURDIR)/build/py313
+	BGTASK_TEST_SQLITE_DIR=$(CURDIR)/build/py313 $(PY313_VENV)/bin/python -m pytest -m "not slow" \
+		--ignore=tests/browser $(PYTEST_ARGS)
+
 # The benchmark (not part of the test run): `make bench BENCH_ARGS=--quick` for a smoke run.
 BENCH_ARGS ?=
 bench: $(BIN)/.installed
@@ -139,7 +166,7 @@ bench-admin: $(BIN)/.installed
 	$(BIN)/python benchmarks/admin_scale.py --db postgres --index-cost
 
 clean:
-	rm -rf $(VENV) $(DJ52_VENV) *.egg-info .pytest_cache demo.sqlite3* site
+	rm -rf $(VENV) $(DJ52_VENV) $(PY313_VENV) *.egg-info .pytest_cache demo.sqlite3* site
 	
 # Serverless: `sam build` runs these (template.yaml: BuildMethod makefile) with ARTIFACTS_DIR set;
 # `make lambda-measure` builds here and prints the artifact sizes and the worker's cold start.

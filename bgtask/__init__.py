@@ -19,6 +19,9 @@ The optional features (repeating, periodic, uniqueness, cancellation, pausing, p
 
 from typing import TYPE_CHECKING, Any
 
+#: The one place the version is written: pyproject.toml reads it (``dynamic = ["version"]``).
+__version__ = "0.1.0"
+
 if TYPE_CHECKING:  # what the names below are, for type checkers and the API reference
     from bgtask.bulk import Call, enqueue_many
     from bgtask.current import CurrentTask, current_task, set_progress

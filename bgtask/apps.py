@@ -1,10 +1,12 @@
+from typing import Any
+
 from django.apps import AppConfig, apps
 from django.db.backends.signals import connection_created
 
 from bgtask import conf
 
 
-def _tune_sqlite(sender, connection, **kwargs) -> None:
+def _tune_sqlite(sender: Any, connection: Any, **kwargs: Any) -> None:
     """WAL lets readers and one writer work at once, so enqueues are not blocked by a draining
     worker; synchronous=NORMAL is durable across a process crash (not a power cut) in WAL mode."""
     if connection.vendor != "sqlite" or not conf.sqlite_wal():
@@ -36,6 +38,15 @@ class BgtaskConfig(AppConfig):
 
         task_enqueued.connect(on_task_enqueued, dispatch_uid="bgtask_aws_wake")
         tasks_bulk_enqueued.connect(on_tasks_bulk_enqueued, dispatch_uid="bgtask_aws_wake_bulk")
+        # BGTASK_IMMEDIATE (tests): read at each enqueue; the worker is imported only when it runs.
+        from bgtask.testing import immediate
+
+        immediate.connect()
+        # Optional integrations: each connects only when its library imports (bgtask.integrations).
+        from bgtask.integrations import opentelemetry, sentry
+
+        opentelemetry.connect()
+        sentry.connect()
         # The admin lives with the rest of the web side (bgtask.web), not at bgtask.admin where the
         # admin's autodiscovery looks, so it is registered here when the admin is installed.
         if apps.is_installed("django.contrib.admin"):

@@ -50,6 +50,7 @@ from django.tasks.exceptions import TaskResultDoesNotExist
 from django.utils.json import normalize_json
 
 from bgtask import clock, registry, signals
+from bgtask.enqueue import trace_context
 from bgtask.enqueue.readiness import writing_tasks
 from bgtask.enqueue.validation import check_queue
 from bgtask.models import Task
@@ -71,7 +72,7 @@ _current_row: contextvars.ContextVar[Task | None] = contextvars.ContextVar(
     "bgtask_django_row", default=None
 )
 # module path -> the Task object as defined (priority/queue of a row come from the row).
-_defined: dict[str, DjangoTask] = {}
+_defined: dict[str, DjangoTask[..., Any]] = {}
 
 # The last line of a traceback names the exception: "pkg.mod.Error: message" or "Error".
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")
@@ -83,7 +84,7 @@ class DjangoTaskRunner:
     # Django's contract: an exception makes the result FAILED, so no retries.
     retry_on_error = False
 
-    def __init__(self, task: DjangoTask) -> None:
+    def __init__(self, task: DjangoTask[..., Any]) -> None:
         self.task = task
         self.name = row_name(task)
         self.origin = task.module_path
@@ -92,17 +93,18 @@ class DjangoTaskRunner:
         if self.task.takes_context:
             row = _current_row.get()
             backend = self.task.get_backend()
-            result = backend.result_for(row) if row is not None else None
-            args = [TaskContext(task_result=result), *args]
+            # The backend is a DatabaseBackend: only its validate_task registers a runner.
+            result = backend.result_for(row) if row is not None else None  # type: ignore[attr-defined]
+            args = [TaskContext(task_result=result), *args]  # type: ignore[arg-type]
         # normalize_json refuses a return value that is not JSON, as Django's backends do.
         return normalize_json(self.task.call(*args, **kwargs))
 
 
-def row_name(task: DjangoTask) -> str:
+def row_name(task: DjangoTask[..., Any]) -> str:
     return f"{NAME_PREFIX}{task.module_path}"
 
 
-def _register(task: DjangoTask) -> None:
+def _register(task: DjangoTask[..., Any]) -> None:
     base = _defined.get(task.module_path)
     if base is not None and base.func is task.func:
         return
@@ -141,15 +143,20 @@ class DatabaseBackend(BaseTaskBackend):
     supports_get_result = True
     supports_priority = True
 
-    def validate_task(self, task: DjangoTask) -> None:
+    def validate_task(self, task: DjangoTask[..., Any]) -> None:
         super().validate_task(task)
         check_queue(task.queue_name)
         # Every Task validated here (at definition, .using(), enqueue) becomes runnable by name.
         _register(task)
 
-    def enqueue(self, task: DjangoTask, args, kwargs) -> TaskResult:
+    def enqueue[**P, R](
+        self, task: DjangoTask[P, R], args: list[Any], kwargs: dict[str, Any]
+    ) -> TaskResult[P, R]:
         self.validate_task(task)
-        arguments = encode_arguments(normalize_json(list(args)), normalize_json(dict(kwargs)))
+        arguments = encode_arguments(
+            normalize_json(list(args)),  # type: ignore[arg-type]  # a list stays a list
+            normalize_json(dict(kwargs)),  # type: ignore[arg-type]  # a dict stays a dict
+        )
         row = Task(
             task_name=row_name(task),
             queue=task.queue_name,
@@ -158,16 +165,17 @@ class DatabaseBackend(BaseTaskBackend):
             run_at=task.run_after or clock.now(),
             # Kept as given: a TaskResult read back says None when no run_after was given.
             run_after=task.run_after,
+            trace_context=trace_context.current(),
         )
         # No USE_TZ check here: Django's Tasks API allows naive run_after values when it is off.
         with writing_tasks(aware_time=False):
             TaskStore().insert(row)
         signals.task_enqueued.send(sender=Task, task=row)
-        result = self.result_for(row, task)
+        result: TaskResult[P, R] = self.result_for(row, task)  # type: ignore[assignment]
         django_signals.task_enqueued.send(type(self), task_result=result)
         return result
 
-    def get_result(self, result_id: str) -> TaskResult:
+    def get_result(self, result_id: str) -> TaskResult[..., Any]:
         try:
             pk = int(str(result_id))
         except ValueError:
@@ -177,7 +185,9 @@ class DatabaseBackend(BaseTaskBackend):
             raise TaskResultDoesNotExist(f"No task result with id {result_id!r}.")
         return self.result_for(row)
 
-    def result_for(self, row: Task, task: DjangoTask | None = None) -> TaskResult:
+    def result_for(
+        self, row: Task, task: DjangoTask[..., Any] | None = None
+    ) -> TaskResult[..., Any]:
         """The TaskResult a row stands for."""
         if task is None:
             base = _defined.get(row.task_name.removeprefix(NAME_PREFIX))
@@ -191,7 +201,7 @@ class DatabaseBackend(BaseTaskBackend):
             )
         status = STATUSES[row.status]
         runs = row.attempts + (1 if row.status in (Task.RUNNING, Task.SUCCEEDED) else 0)
-        errors = []
+        errors: list[TaskError] = []
         if row.last_error and row.status in (Task.FAILED, Task.CANCELLED, Task.QUEUED):
             errors.append(
                 TaskError(
@@ -223,10 +233,11 @@ def _backend_for(row: Task) -> DatabaseBackend | None:
     if not row.task_name.startswith(NAME_PREFIX):
         return None
     task = _defined.get(row.task_name.removeprefix(NAME_PREFIX))
-    return task.get_backend() if task is not None else None
+    backend = task.get_backend() if task is not None else None
+    return backend if isinstance(backend, DatabaseBackend) else None
 
 
-def _on_started(sender, task: Task, **kwargs) -> None:
+def _on_started(sender: Any, task: Task, **kwargs: Any) -> None:
     backend = _backend_for(task)
     if backend is None:
         return
@@ -234,7 +245,7 @@ def _on_started(sender, task: Task, **kwargs) -> None:
     django_signals.task_started.send(type(backend), task_result=backend.result_for(task))
 
 
-def _on_finished(sender, task: Task, **kwargs) -> None:
+def _on_finished(sender: Any, task: Task, **kwargs: Any) -> None:
     backend = _backend_for(task)
     if backend is None:
         return

@@ -11,6 +11,7 @@ not accepted here: a duplicate would abort the whole statement.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal, overload
 
 from asgiref.sync import sync_to_async
 
@@ -21,6 +22,18 @@ from bgtask.models import Task
 __all__ = ["Call", "aenqueue_many", "enqueue_many"]
 
 
+@overload
+def enqueue_many(
+    calls: Iterable[Call], *, using: str | None = None, return_tasks: Literal[True] = True
+) -> list[Task]: ...
+@overload
+def enqueue_many(
+    calls: Iterable[Call], *, using: str | None = None, return_tasks: Literal[False]
+) -> int: ...
+@overload
+def enqueue_many(
+    calls: Iterable[Call], *, using: str | None = None, return_tasks: bool
+) -> list[Task] | int: ...
 def enqueue_many(
     calls: Iterable[Call], *, using: str | None = None, return_tasks: bool = True
 ) -> list[Task] | int:

@@ -1,5 +1,8 @@
 """System checks: refuse settings bgtask cannot honour before a worker starts."""
 
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
@@ -15,8 +18,8 @@ USE_TZ_MESSAGE = (
 
 
 @checks.register()
-def check_settings(app_configs=None, **kwargs):
-    errors = []
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
     if not settings.USE_TZ:
         errors.append(
             checks.Error(
@@ -25,7 +28,12 @@ def check_settings(app_configs=None, **kwargs):
                 id="bgtask.E001",
             )
         )
-    readers = (conf.max_attempts, conf.max_run_time, conf.claim_limit, conf.max_args_bytes)
+    readers: tuple[Callable[[], object], ...] = (
+        conf.max_attempts,
+        conf.max_run_time,
+        conf.claim_limit,
+        conf.max_args_bytes,
+    )
     readers += (conf.lease_seconds,)  # reliability
     readers += (conf.retention, conf.prune_chunk_size)  # features
     readers += (conf.outcome_batch, conf.outcome_max_delay, conf.async_commit)  # outcomes

@@ -102,7 +102,7 @@ def offset(alias: str | None = None) -> float:
     """Seconds to add to the local clock to get the database's (measured when stale)."""
     alias = _alias(alias)
     current = _offsets.get(alias)
-    if _fresh(current):
+    if current is not None and _fresh(current):
         return current.seconds
     return measure(alias)
 

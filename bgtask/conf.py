@@ -111,6 +111,23 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Seconds after a host's last finished batch at which the dashboard flags it stale; set it "
         "above your schedule's interval (cron every minute: the default allows two missed runs).",
     ),
+    # Integrations (issue 22): each also needs its library installed (bgtask[opentelemetry],
+    # bgtask[sentry]); Sentry also needs sentry_sdk.init().
+    "BGTASK_OPENTELEMETRY": (
+        True,
+        "A span per task execution in the enqueuing trace, when opentelemetry-api is installed.",
+    ),
+    "BGTASK_SENTRY": (
+        True,
+        "Failed tasks to Sentry with tags, retries as breadcrumbs, Crons check-ins for periodic "
+        "tasks, when sentry-sdk is installed and initialised.",
+    ),
+    # Tests (issue 22)
+    "BGTASK_IMMEDIATE": (
+        False,
+        "Run each enqueued task through run_batch when the transaction that wrote it commits "
+        "(for tests; see bgtask.testing).",
+    ),
     # Admin (issue 13): substring search reads every row, so it is opt-in.
     "BGTASK_ADMIN_FULL_SEARCH": (
         False,
@@ -230,7 +247,7 @@ def legacy_priority_ascending() -> bool:
         raise ImproperlyConfigured(
             f'BACKGROUND_TASK_PRIORITY_ORDERING must be "ASC" or "DESC", got {value!r}.'
         )
-    return value == "ASC"
+    return bool(value == "ASC")
 
 
 # -- Serverless -------------------------------------------------------------------------------
@@ -313,6 +330,21 @@ def status_token() -> str | None:
 
 def worker_stale_after() -> float:
     return _positive_number("BGTASK_WORKER_STALE_AFTER", integer=False)
+
+
+def opentelemetry() -> bool:
+    return bool(get("BGTASK_OPENTELEMETRY"))
+
+
+def sentry() -> bool:
+    return bool(get("BGTASK_SENTRY"))
+
+
+def immediate() -> bool:
+    value = get("BGTASK_IMMEDIATE")
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(f"BGTASK_IMMEDIATE must be True or False, got {value!r}.")
+    return value
 
 
 def admin_full_search() -> bool:

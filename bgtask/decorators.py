@@ -22,9 +22,9 @@ __all__ = ["TaskFunction", "background"]
 
 
 @overload
-def background(func: Callable[..., Any], /) -> TaskFunction: ...
+def background[**P, R](func: Callable[P, R], /) -> TaskFunction[P, R]: ...
 @overload
-def background(
+def background[**P, R](
     *,
     schedule: Schedule | None = None,
     name: str | None = None,
@@ -36,10 +36,19 @@ def background(
     max_attempts: int | None = None,
     retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
     backoff: Backoff | None = None,
-) -> Callable[[Callable[..., Any]], TaskFunction]: ...
+) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
 
 
-def background(func=None, /, *, schedule=None, name=None, queue=None, priority=0, **defaults):
+def background(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    schedule: Schedule | None = None,
+    name: str | None = None,
+    queue: str | None = None,
+    priority: int = 0,
+    **defaults: Any,
+) -> TaskFunction[..., Any] | Callable[[Callable[..., Any]], TaskFunction[..., Any]]:
     """Register a function as a background task; bare ``@background`` or with options.
 
     ``schedule``: default delay (seconds, ``timedelta``) or time (``datetime``) for each call;
@@ -59,7 +68,7 @@ def background(func=None, /, *, schedule=None, name=None, queue=None, priority=0
     >>> send_welcome(7, schedule=0)          # due now
     """
 
-    def decorate(f: Callable[..., Any]) -> TaskFunction:
+    def decorate(f: Callable[..., Any]) -> TaskFunction[..., Any]:
         task = TaskFunction(
             f, schedule=schedule, name=name, queue=queue, priority=priority, **defaults
         )

@@ -9,6 +9,7 @@ passed, the task is taken as abandoned and may be claimed again.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django.db import models
@@ -16,18 +17,18 @@ from django.db.models import Q
 from django.utils import timezone
 
 
-class TaskQuerySet(models.QuerySet):
+class TaskQuerySet(models.QuerySet["Task"]):
     """States as QuerySet methods, so admin, status endpoints and tests speak the same words."""
 
     def queued(self) -> TaskQuerySet:
         """Tasks waiting to run: due now, scheduled later, or waiting for a retry."""
         return self.filter(status=Task.QUEUED)
 
-    def due(self, now=None) -> TaskQuerySet:
+    def due(self, now: datetime | None = None) -> TaskQuerySet:
         """Queued tasks whose time has come (what ``run_batch`` claims)."""
         return self.filter(status=Task.QUEUED, run_at__lte=now or timezone.now())
 
-    def scheduled(self, now=None) -> TaskQuerySet:
+    def scheduled(self, now: datetime | None = None) -> TaskQuerySet:
         """Queued tasks whose ``run_at`` is still in the future."""
         return self.filter(status=Task.QUEUED, run_at__gt=now or timezone.now())
 
@@ -35,7 +36,7 @@ class TaskQuerySet(models.QuerySet):
         """Tasks a worker has claimed, whether or not its lease is still valid."""
         return self.filter(status=Task.RUNNING)
 
-    def abandoned(self, now=None) -> TaskQuerySet:
+    def abandoned(self, now: datetime | None = None) -> TaskQuerySet:
         """Running tasks whose lease has expired: their worker is taken as dead.
 
         A running row with no lease at all (written by hand or by a bug; bgtask's claim always sets
@@ -145,6 +146,10 @@ class Task(models.Model):
     # When bgtask.cancel() asked the running task to stop (its worker's heartbeat sees it within
     # BGTASK_CANCEL_CHECK_SECONDS and stops it with TaskCancelled). NULL: nobody asked.
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # The enqueuing code's trace context (W3C traceparent/tracestate as JSON), written when the
+    # OpenTelemetry integration is on, so the task's span joins the trace of the request that
+    # enqueued it (bgtask.integrations.opentelemetry). NULL: none.
+    trace_context = models.TextField(null=True, blank=True, editable=False)
 
     objects = TaskQuerySet.as_manager()
 
@@ -208,12 +213,14 @@ class Task(models.Model):
     @property
     def args(self) -> list[Any]:
         """The positional arguments the function will be (or was) called with."""
-        return json.loads(self.arguments).get("args", [])
+        args: list[Any] = json.loads(self.arguments).get("args", [])
+        return args
 
     @property
     def kwargs(self) -> dict[str, Any]:
         """The keyword arguments the function will be (or was) called with."""
-        return json.loads(self.arguments).get("kwargs", {})
+        kwargs: dict[str, Any] = json.loads(self.arguments).get("kwargs", {})
+        return kwargs
 
     @property
     def return_value(self) -> Any:

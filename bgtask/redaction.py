@@ -87,7 +87,7 @@ def secret_values() -> set[str]:
         for name in dir(settings):
             # Only settings the project set: Django's empty defaults hold no secret, and reading
             # a deprecated one (EMAIL_HOST_PASSWORD in Django 6.1) would warn on every error.
-            if name.isupper() and SECRET_NAME.search(name) and settings.is_overridden(name):
+            if name.isupper() and SECRET_NAME.search(name) and settings.is_overridden(name):  # type: ignore[misc]
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     found += _strings(getattr(settings, name, None))

@@ -73,7 +73,7 @@ def check_retry_on(value: Any) -> tuple[type[BaseException], ...] | None:
 def check_backoff(value: Any) -> Backoff | None:
     """Seconds (a number 0 or more, or a ``timedelta``) or a callable ``f(attempts)``."""
     if value is None or callable(value):
-        return value
+        return value  # type: ignore[no-any-return]
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -85,7 +85,7 @@ def check_backoff(value: Any) -> Backoff | None:
         )
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"backoff must be a finite number of seconds, 0 or more, got {value!r}.")
-    return value
+    return value  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)

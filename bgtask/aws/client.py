@@ -19,7 +19,9 @@ READ_TIMEOUT_SECONDS = 5
 MAX_ATTEMPTS = 2
 
 
-def boto3_client(service: str, *, connect_timeout: float, read_timeout: float, attempts: int):
+def boto3_client(
+    service: str, *, connect_timeout: float, read_timeout: float, attempts: int
+) -> Any:
     """A boto3 client with bounded timeouts and retries (boto3 is imported here, on first use)."""
     import boto3
     from botocore.config import Config
@@ -65,4 +67,4 @@ def invoke_async(function_name: str, payload: dict[str, Any]) -> bool:
     accepted = response.get("StatusCode") == 202
     if not accepted:
         logger.warning("Invoke of %s answered %s, not 202.", function_name, response)
-    return accepted
+    return bool(accepted)

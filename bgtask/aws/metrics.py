@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import IO
+from typing import IO, Any
 
 from bgtask.web.status import queue_stats
 from bgtask.worker.batch import BatchResult
@@ -45,7 +45,9 @@ def emf_line(
     return json.dumps(document)
 
 
-def batch_metrics(result: BatchResult, queue: str | None) -> tuple[dict[str, float], dict]:
+def batch_metrics(
+    result: BatchResult, queue: str | None
+) -> tuple[dict[str, float], dict[str, Any]]:
     """Queue depth and oldest due age (after the batch) plus what the batch did."""
     stats = queue_stats(include_history=False)  # depth and lag only: cheap after every batch
     chosen = [stats[queue]] if queue is not None and queue in stats else []

@@ -49,4 +49,4 @@ def secret_string(arn: str) -> str:
         ) from exc
     if not value:
         raise SecretUnreadable(f"The secret {arn} has no SecretString (a binary secret?).")
-    return value
+    return str(value)

@@ -156,7 +156,7 @@ def plan_import(using: str, *, now: datetime | None = None) -> ImportPlan:
     )
     lock_expired_before = now - timedelta(seconds=conf.max_run_time())
     known = set(registry.names())
-    for source in LegacyTask.objects.using(using).order_by("id").iterator(chunk_size=2000):
+    for source in LegacyTask._default_manager.using(using).order_by("id").iterator(chunk_size=2000):
         if source.failed_at is not None:
             plan.failed += 1
             continue

@@ -13,11 +13,12 @@ import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 from asgiref.sync import async_to_sync, sync_to_async
 
 from bgtask import clock, conf
+from bgtask.enqueue import trace_context
 from bgtask.enqueue.enqueueing import enqueue_row, enqueue_rows
 from bgtask.enqueue.scheduling import Schedule, resolve_schedule
 from bgtask.enqueue.validation import (
@@ -48,8 +49,14 @@ def _parameter_names(func: Callable[..., Any]) -> set[str]:
     return {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 
-class TaskFunction:
+class TaskFunction[**P, R]:
     """A registered task, made by ``@background``. Calling it enqueues; ``.now()`` runs it in place.
+
+    It is generic in the decorated function's parameters ``P`` and return type ``R``, so a type
+    checker sees ``send_email(7)`` checked against ``send_email``'s own parameters and
+    ``send_email.now(7)`` returning what the function returns. A call that also passes a call
+    option (``schedule=``, ``queue=``, ...) is checked for the option only: PEP 612 allows no
+    keyword parameters beside a ``ParamSpec``. ``fn.using(schedule=60)(7)`` checks both.
 
     ``name`` is the task name stored in each row (the worker looks the function up by it);
     ``func`` is the decorated function. Keyword arguments named ``schedule``, ``queue``,
@@ -64,9 +71,11 @@ class TaskFunction:
     ``@periodic`` make and register them.
     """
 
+    func: Callable[P, R]
+
     def __init__(
         self,
-        func: Callable[..., Any],
+        func: Callable[P, R],
         *,
         name: str | None = None,
         schedule: Schedule | None = None,
@@ -103,9 +112,49 @@ class TaskFunction:
     def __repr__(self) -> str:
         return f"<TaskFunction {self.name}>"
 
+    # The first overload checks a call against the function's parameters. The others (one per
+    # call option, each required there) let a call that passes that option through, with the
+    # option's type checked and the function's arguments not: a ParamSpec takes no extra keyword.
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Task: ...
+    @overload
+    def __call__(self, *args: Any, schedule: Schedule | None, **kwargs: Any) -> Task: ...
+    @overload
+    def __call__(self, *args: Any, queue: str | None, **kwargs: Any) -> Task: ...
+    @overload
+    def __call__(self, *args: Any, priority: int | None, **kwargs: Any) -> Task: ...
+    @overload
+    def __call__(self, *args: Any, repeat: Schedule | None, **kwargs: Any) -> Task: ...
+    @overload
+    def __call__(self, *args: Any, repeat_until: datetime | None, **kwargs: Any) -> Task: ...
+    @overload
+    def __call__(self, *args: Any, timeout: float | None, **kwargs: Any) -> Task: ...
+    @overload
+    def __call__(self, *args: Any, unique: bool | str | None, **kwargs: Any) -> Task: ...
+    @overload
+    def __call__(self, *args: Any, verbose_name: str | None, **kwargs: Any) -> Task: ...
+    @overload
+    def __call__(self, *args: Any, max_attempts: int | None, **kwargs: Any) -> Task: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Task:
         """Store a Task that will call this function with these arguments, and return it."""
         return self.enqueue(args, kwargs, **self._pop_options(kwargs))
+
+    def using(
+        self,
+        *,
+        schedule: Schedule | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        **options: Any,
+    ) -> BoundOptions[P]:
+        """These call options, then a call checked against the function's parameters.
+
+        >>> send_email.using(schedule=60, queue="mail")(7, subject="hi")   # a Task row
+        """
+        chosen = {"schedule": schedule, "queue": queue, "priority": priority, **options}
+        return BoundOptions(
+            self, {key: value for key, value in chosen.items() if value is not None}
+        )
 
     def _pop_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         options = {key: kwargs.pop(key) for key in self.call_options if key in kwargs}
@@ -133,6 +182,30 @@ class TaskFunction:
         """
         return Call(self, args, kwargs, self._pop_options(kwargs))
 
+    @overload
+    def bulk(
+        self,
+        calls: Iterable[Call | tuple[Any, ...] | list[Any]],
+        *,
+        return_tasks: Literal[True] = True,
+        **options: Any,
+    ) -> list[Task]: ...
+    @overload
+    def bulk(
+        self,
+        calls: Iterable[Call | tuple[Any, ...] | list[Any]],
+        *,
+        return_tasks: Literal[False],
+        **options: Any,
+    ) -> int: ...
+    @overload
+    def bulk(
+        self,
+        calls: Iterable[Call | tuple[Any, ...] | list[Any]],
+        *,
+        return_tasks: bool,
+        **options: Any,
+    ) -> list[Task] | int: ...
     def bulk(
         self,
         calls: Iterable[Call | tuple[Any, ...] | list[Any]],
@@ -176,17 +249,18 @@ class TaskFunction:
             else self.queue or conf.default_queue(),
             "priority": check_priority(priority) if priority is not None else self.priority,
             "run_at": run_at,
+            "trace_context": trace_context.current(),
         }
         row.update(feature_fields(row, {**self.defaults, **options}))
         return row
 
-    def now(self, *args: Any, **kwargs: Any) -> Any:
+    def now(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the function here and now and return its value; nothing is stored.
 
         An ``async def`` task is run to completion on an event loop (from sync code; in async
-        code, ``await fn.anow(...)``)."""
+        code, ``await fn.anow(...)``), so it returns the coroutine's result."""
         if self.is_async:
-            return async_to_sync(self.func)(*args, **kwargs)
+            return async_to_sync(self.func)(*args, **kwargs)  # type: ignore[no-any-return]
         return self.func(*args, **kwargs)
 
     async def anow(self, *args: Any, **kwargs: Any) -> Any:
@@ -225,6 +299,21 @@ class TaskFunction:
         return self.func(*args, **kwargs)
 
 
+class BoundOptions[**P]:
+    """Call options chosen by ``fn.using(...)``; calling it enqueues with them."""
+
+    def __init__(self, function: TaskFunction[P, Any], options: dict[str, Any]) -> None:
+        self.function = function
+        self.options = options
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Task:
+        return self.function.enqueue(args, kwargs, **self.options)
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """A call with these options, to enqueue with others (``enqueue_many``)."""
+        return Call(self.function, args, kwargs, dict(self.options))
+
+
 @dataclass(frozen=True)
 class Call:
     """One call of a task, not yet enqueued: ``fn.call(*args, **kwargs)`` builds one.
@@ -232,7 +321,7 @@ class Call:
     Call options (``schedule=``, ``queue=``, ``priority=``, ``repeat=``, ...) go in ``options``.
     """
 
-    function: TaskFunction
+    function: TaskFunction[Any, Any]
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)

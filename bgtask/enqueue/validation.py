@@ -99,7 +99,7 @@ def check_feature_defaults(defaults: dict[str, Any]) -> dict[str, Any]:
             f"@background got unexpected option(s) {', '.join(unknown)}; it takes schedule, "
             f"name, queue, priority, {', '.join(DECORATOR_OPTIONS)}."
         )
-    checked = {}
+    checked: dict[str, Any] = {}
     if defaults.get("timeout") is not None:
         checked["timeout"] = check_timeout(defaults["timeout"])
     if defaults.get("unique") is not None:

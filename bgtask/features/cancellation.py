@@ -32,7 +32,7 @@ def _message(reason: str) -> str:
     return f"{CANCELLED_PREFIX}: {reason}" if reason else f"{CANCELLED_PREFIX} before it ran."
 
 
-def cancel_queued(tasks: QuerySet, reason: str = "") -> int:
+def cancel_queued(tasks: QuerySet[Task], reason: str = "") -> int:
     """Cancel every still-queued task of ``tasks``; return how many were cancelled.
 
     Tasks of ``tasks`` that are running or finished are left as they are.

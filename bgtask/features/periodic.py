@@ -39,7 +39,7 @@ from bgtask.signals import task_enqueued
 logger = logging.getLogger("bgtask.periodic")
 
 
-def _croniter():
+def _croniter() -> Any:
     try:
         from croniter import croniter
     except ImportError:  # pragma: no cover - depends on the install
@@ -53,7 +53,7 @@ class PeriodicTask:
 
     cron: str
     zone: ZoneInfo
-    function: TaskFunction
+    function: TaskFunction[[], Any]
 
     @property
     def name(self) -> str:
@@ -76,7 +76,7 @@ class PeriodicTask:
 _periodic: dict[str, PeriodicTask] = {}
 
 
-def periodic(
+def periodic[R](
     cron: str,
     *,
     timezone: str | None = None,
@@ -84,7 +84,7 @@ def periodic(
     queue: str | None = None,
     priority: int = 0,
     **defaults: Any,
-) -> Callable[[Callable[..., Any]], TaskFunction]:
+) -> Callable[[Callable[[], R]], TaskFunction[[], R]]:
     """Register a function (taking no arguments) to run at every occurrence of ``cron``.
 
     ``timezone``: the IANA zone the expression is read in (default: Django's ``TIME_ZONE``).
@@ -111,7 +111,7 @@ def periodic(
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise ValueError(f"Unknown time zone {zone_name!r}; use an IANA name.") from None
 
-    def decorate(func: Callable[..., Any]) -> TaskFunction:
+    def decorate(func: Callable[[], R]) -> TaskFunction[[], R]:
         function = TaskFunction(func, name=name, queue=queue, priority=priority, **defaults)
         existing = _periodic.get(function.name)
         if existing is not None and existing.function.origin != function.origin:
@@ -121,6 +121,11 @@ def periodic(
         return function
 
     return decorate
+
+
+def find(name: str) -> PeriodicTask | None:
+    """The periodic task registered under this task name, if any."""
+    return _periodic.get(name)
 
 
 def registered() -> list[PeriodicTask]:

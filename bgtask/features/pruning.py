@@ -16,6 +16,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.db import router
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from bgtask import conf
@@ -29,7 +30,9 @@ def _retention(retention: timedelta | None) -> timedelta | None:
     return retention if retention is not None else conf.retention()
 
 
-def prunable(now: datetime | None = None, retention: timedelta | None = None, using=None):
+def prunable(
+    now: datetime | None = None, retention: timedelta | None = None, using: str | None = None
+) -> QuerySet[Task]:
     """The finished tasks older than the retention (an empty queryset when pruning is off)."""
     using = using or router.db_for_write(Task)
     retention = _retention(retention)

@@ -72,7 +72,7 @@ def check_repeat_until(repeat_until: Any, repeat: int, run_at: datetime) -> date
             f"repeat_until ({repeat_until.isoformat()}) is before the first run "
             f"({run_at.isoformat()}); the task would never run."
         )
-    return repeat_until
+    return repeat_until  # type: ignore[no-any-return]
 
 
 def next_run_at(task: Task, now: datetime) -> datetime | None:
@@ -93,7 +93,7 @@ def next_run_at(task: Task, now: datetime) -> datetime | None:
     return due
 
 
-def outcome_transaction(task: Task, using: str) -> AbstractContextManager:
+def outcome_transaction(task: Task, using: str) -> AbstractContextManager[Any]:
     """The transaction around a final outcome: one for a repeating task (outcome and next
     repetition commit together), none otherwise, so that the store's reconnect-once on a
     dropped connection keeps working for every other task."""

@@ -38,7 +38,7 @@ def check_unique(unique: Any) -> str | None:
     if unique is True:
         return REFUSE
     if unique in (REFUSE, REPLACE):
-        return unique
+        return str(unique)
     raise ValueError(f'unique must be True, False, "refuse" or "replace", got {unique!r}.')
 
 

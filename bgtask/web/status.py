@@ -80,7 +80,7 @@ def status_is(status: str) -> RawSQL:
     return RawSQL(f"{Task._meta.db_table}.status = '{status}'", (), output_field=BooleanField())
 
 
-def _tasks(using: str | None):
+def _tasks(using: str | None) -> Any:  # values()/annotate() shapes vary per query
     return Task.objects.using(using)
 
 
@@ -103,11 +103,11 @@ class _Bucket(Func):
         super().__init__(F(field))
         self.unit = unit
 
-    def as_sql(self, compiler, connection, **extra_context):
+    def as_sql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:  # type: ignore[override]
         trunc = TruncHour if self.unit == "hour" else TruncMinute
         return compiler.compile(trunc(self.source_expressions[0], tzinfo=UTC))
 
-    def as_sqlite(self, compiler, connection, **extra_context):
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
         sql, params = compiler.compile(self.source_expressions[0])
         return f"substr({sql}, 1, {13 if self.unit == 'hour' else 16})", params
 
@@ -116,7 +116,7 @@ def _bucket_time(value: Any) -> datetime:
     if isinstance(value, str):  # SQLite: 'YYYY-MM-DD HH' or 'YYYY-MM-DD HH:MM'
         fmt = "%Y-%m-%d %H" if len(value) == 13 else "%Y-%m-%d %H:%M"
         return datetime.strptime(value, fmt).replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    return value.astimezone(UTC)  # type: ignore[no-any-return]
 
 
 def _outcomes(since: datetime, unit: str, using: str | None) -> list[dict[str, Any]]:
@@ -251,7 +251,7 @@ def throughput(
     _day: list[dict[str, Any]] | None = None,
     _hour: list[dict[str, Any]] | None = None,
     _retries: list[tuple[datetime, bool]] | None = None,
-) -> dict[str, list]:
+) -> dict[str, list[Any]]:
     """Outcomes per minute over the last hour and per hour over the last day (UTC buckets).
 
     ``succeeded`` and ``failed`` count tasks by the time they finished. ``retried`` counts tasks

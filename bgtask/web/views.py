@@ -14,12 +14,13 @@ import hmac
 import logging
 
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from bgtask import conf
+from bgtask.web import prometheus
 from bgtask.web.framing import deny_framing
 from bgtask.web.permissions import can_read_queue
 from bgtask.web.status import health
@@ -39,13 +40,9 @@ def _refusal(status: int, message: str) -> JsonResponse:
     return response
 
 
-@deny_framing
-@never_cache
-@require_GET
-def status(request: HttpRequest) -> JsonResponse:
-    """Answer ``bgtask.web.status.health()`` as JSON (``{"time": iso, "queues": {name: QueueStats},
-    "throughput": ..., "slowest": ..., "most_failing": ..., "workers": ..., "rescued": ...}``);
-    401/403 for anyone else."""
+def _refused(request: HttpRequest) -> JsonResponse | None:
+    """The refusal for a request that is neither a session of a user who may read the tasks nor
+    the bearer token; or None."""
     token = _bearer_token(request)
     if token is not None:
         try:
@@ -69,5 +66,36 @@ def status(request: HttpRequest) -> JsonResponse:
                 "Only staff users with bgtask's view or change permission on tasks may read the "
                 "task queue status (the dashboard's rule).",
             )
+    return None
+
+
+@deny_framing
+@never_cache
+@require_GET
+def status(request: HttpRequest) -> JsonResponse:
+    """Answer ``bgtask.web.status.health()`` as JSON (``{"time": iso, "queues": {name: QueueStats},
+    "throughput": ..., "slowest": ..., "most_failing": ..., "workers": ..., "rescued": ...}``);
+    401/403 for anyone else."""
+    refusal = _refused(request)
+    if refusal is not None:
+        return refusal
     # DjangoJSONEncoder (JsonResponse's default) writes the datetimes as ISO 8601.
     return JsonResponse(health(timezone.now()))
+
+
+@deny_framing
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """The per-queue figures for Prometheus (``bgtask[prometheus]``), open to the same staff
+    session or bearer token as ``status``; 501 when ``prometheus_client`` is not installed.
+
+    >>> # scrape_configs: [{job_name: bgtask, metrics_path: /bgtask/metrics/,
+    >>> #                   authorization: {credentials: $TOKEN}, ...}]
+    """
+    refusal = _refused(request)
+    if refusal is not None:
+        return refusal
+    if not prometheus.AVAILABLE:
+        return _refusal(501, "Install prometheus_client: pip install 'bgtask[prometheus]'.")
+    return HttpResponse(prometheus.exposition(timezone.now()), content_type=prometheus.CONTENT_TYPE)

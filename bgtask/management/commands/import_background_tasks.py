@@ -9,7 +9,9 @@ Run it again at any time: rows already copied are skipped. The source table is l
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from bgtask.enqueue.legacy_import import (
@@ -31,7 +33,7 @@ class Command(BaseCommand):
         "bgtask, in one transaction; rows already copied by an earlier run are skipped."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--dry-run",
             action="store_true",
@@ -51,7 +53,14 @@ class Command(BaseCommand):
             help="Database alias holding both tables (default: where bgtask writes tasks).",
         )
 
-    def handle(self, *args, dry_run=False, keep_unknown=False, database=None, **options):
+    def handle(
+        self,
+        *args: Any,
+        dry_run: bool = False,
+        keep_unknown: bool = False,
+        database: str | None = None,
+        **options: Any,
+    ) -> None:
         using = database or default_database()
         with transaction.atomic(using=using):
             try:

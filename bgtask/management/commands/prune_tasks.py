@@ -7,8 +7,9 @@ history, or for deployments that want pruning on its own schedule.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from bgtask import conf
 from bgtask.features.pruning import prunable, prune
@@ -17,7 +18,7 @@ from bgtask.features.pruning import prunable, prune
 class Command(BaseCommand):
     help = "Delete finished tasks (any but queued or running) older than BGTASK_RETENTION."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--dry-run", action="store_true", help="Only count what would be deleted."
         )
@@ -30,7 +31,14 @@ class Command(BaseCommand):
         )
         parser.add_argument("--chunk-size", type=int, default=None, help="Rows per DELETE.")
 
-    def handle(self, *args, dry_run: bool, older_than, chunk_size, **options) -> None:
+    def handle(
+        self,
+        *args: Any,
+        dry_run: bool,
+        older_than: float | None,
+        chunk_size: int | None,
+        **options: Any,
+    ) -> None:
         if older_than is not None and (older_than != older_than or older_than < 0):
             raise CommandError(f"--older-than must be 0 or more seconds, got {older_than}.")
         if chunk_size is not None and chunk_size <= 0:
