@@ -4,6 +4,10 @@ Started by the EventBridge schedule in template.yaml (every minute), by wake-on-
 fan-out, or by hand (``{"duration": 20, "queue": "emails"}``). It parses the event, runs one
 ``bgtask.aws.invocation.run_invocation`` sized to the time Lambda has left, prints one JSON line
 and returns the same summary.
+
+Every line the worker writes carries the invocation's id as ``requestId``: the runtime's JSON log
+lines, this summary line and the metrics (EMF) line, so ``{ $.requestId = "<id>" }`` finds all of
+one invocation's lines.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     from bgtask.aws.invocation import run_invocation
 
     started = time.monotonic()
+    request_id = getattr(context, "aws_request_id", None)
     close_connections()
     try:
         ensure_database()  # an unreachable database ends the invocation now, with a clear error
@@ -33,6 +38,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             duration=request.duration,
             function_name=getattr(context, "function_name", None),
             allow_fanout=request.allow_fanout,
+            request_id=request_id,
         )
     finally:
         close_connections()
@@ -40,7 +46,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         "handler": "worker",
         "source": request.source,
         "scheduled_time": request.scheduled_time,
-        "request_id": getattr(context, "aws_request_id", None),
+        "requestId": request_id,
         **summary,
         "invocation_seconds": round(time.monotonic() - started, 3),
     }

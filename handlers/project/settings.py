@@ -1,9 +1,12 @@
 """The Django project the Lambda functions deploy, and the demo's project.
 
 Everything that differs between a laptop and AWS comes from the environment:
-DATABASE_SECRET_ARN (a Secrets Manager secret holding the database URL, read at start-up) or
-DATABASE_URL (default off Lambda: a SQLite file beside manage.py; on Lambda one of the two is
-required), DJANGO_SECRET_KEY, DJANGO_DEBUG, DJANGO_ALLOWED_HOSTS, DATABASE_CONNECT_TIMEOUT.
+DATABASE_SECRET_ARN (a Secrets Manager secret or SSM SecureString parameter holding the database
+URL, read at start-up) or DATABASE_URL (default off Lambda: a SQLite file beside manage.py; on
+Lambda one of the two is required), DJANGO_SECRET_KEY_ARN or DJANGO_SECRET_KEY,
+BGTASK_STATUS_TOKEN_ARN or BGTASK_STATUS_TOKEN, DJANGO_DEBUG, DJANGO_ALLOWED_HOSTS,
+DATABASE_CONNECT_TIMEOUT. The deployed functions get only the *_ARN variables: no secret is in a
+function's environment (handlers/secrets.py reads them, once per container).
 """
 
 import os
@@ -12,11 +15,12 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from handlers.secrets import setting_from_secret
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 ON_LAMBDA = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
 DEFAULT_SQLITE = BASE_DIR / "demo.sqlite3"
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-demo-key-set-DJANGO_SECRET_KEY")
 DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",")
 USE_TZ = True
@@ -41,6 +45,15 @@ elif ON_LAMBDA:
 else:
     DATABASES = {"default": dj_database_url.parse(f"sqlite:///{DEFAULT_SQLITE}")}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+SECRET_KEY = setting_from_secret("DJANGO_SECRET_KEY", "DjangoSecretKeyArn")
+if SECRET_KEY is None:
+    if ON_LAMBDA:
+        raise ImproperlyConfigured(
+            "No Django secret key: deploy with the DjangoSecretKeyArn parameter (a Secrets "
+            "Manager secret or SSM SecureString parameter), or DjangoSecretKey, which sets "
+            "DJANGO_SECRET_KEY_ARN on the function."
+        )
+    SECRET_KEY = "insecure-demo-key-set-DJANGO_SECRET_KEY"
 # Seconds to wait for the database server to answer a connection. Without it, a server that
 # drops packets holds a Lambda invocation until Lambda kills it at its timeout.
 DATABASE_CONNECT_TIMEOUT = int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "5"))
@@ -98,6 +111,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"batch_counts": {"()": "handlers.project.log_fields.BatchCountsFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
         # On Lambda the runtime's own handler on the root logger writes each event once, as
@@ -106,7 +120,9 @@ LOGGING = {
         "bgtask": {
             "handlers": [] if ON_LAMBDA else ["console"],
             "level": os.environ.get("BGTASK_LOG_LEVEL", "INFO"),
-        }
+        },
+        # On Lambda, the batch line's counts become fields of its JSON log event.
+        "bgtask.batch": {"filters": ["batch_counts"] if ON_LAMBDA else []},
     },
 }
 
@@ -119,7 +135,10 @@ for _name, _type in (
     ("BGTASK_FANOUT_MAX", int),
     ("BGTASK_WORKER_CONCURRENCY", int),
     ("BGTASK_METRICS_NAMESPACE", str),
-    ("BGTASK_STATUS_TOKEN", str),
 ):
     if os.environ.get(_name):
         globals()[_name] = _type(os.environ[_name])
+# A secret: from BGTASK_STATUS_TOKEN_ARN on Lambda (read here, in the init phase, and cached).
+_status_token = setting_from_secret("BGTASK_STATUS_TOKEN", "StatusTokenArn")
+if _status_token:
+    BGTASK_STATUS_TOKEN = _status_token
