@@ -31,9 +31,9 @@ demo: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint -c I -- template.yaml
 	$(BIN)/python infra/translate_template.py build/template.translated.json
-	$(BIN)/cfn-lint build/template.translated.json
+	$(BIN)/cfn-lint -c I -- build/template.translated.json
 
 # `make test` runs two lanes side by side (TEST_JOBS=1: one after the other), each target's output
 # printed whole when it ends: lint, docs, then PostgreSQL and the PgBouncer pass (they share a test

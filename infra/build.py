@@ -7,16 +7,19 @@ what ``make lambda-measure`` builds and times here.
 
 It installs infra/requirements-lambda.txt (binary wheels for the function's architecture), copies
 ``bgtask/`` and ``handlers/`` (never tests, benchmarks or docs), prunes what the function never
-loads (other languages' translations, GeoDjango, the admin for the worker) and compiles everything
-to bytecode: Lambda's code folder is read-only, so without shipped bytecode every cold start
-compiles every module again. The bytecode is checked by hash, not by timestamp, because the zip
-Lambda unpacks does not keep the source files' timestamps exactly.
+loads (other languages' translations, GeoDjango, the admin for the worker), collects the admin's
+static files into the web function (``collectstatic``: hashed names and gzip copies, served by
+WhiteNoise) and compiles everything to bytecode: Lambda's code folder is read-only, so without
+shipped bytecode every cold start compiles every module again. The bytecode is checked by hash,
+not by timestamp, because the zip Lambda unpacks does not keep the source files' timestamps
+exactly.
 """
 
 from __future__ import annotations
 
 import argparse
 import compileall
+import os
 import py_compile
 import shutil
 import subprocess
@@ -40,6 +43,7 @@ PRUNE_ALL = (
 # Paths only the web function (the admin, through Mangum) or manage (migrate, check) loads.
 PRUNE_WORKER = (
     "mangum",
+    "whitenoise",
     "django/contrib/admin",
     "django/contrib/admindocs",
     "django/contrib/flatpages",
@@ -50,7 +54,22 @@ PRUNE_WORKER = (
     "django/contrib/humanize",
     "bgtask/templates",
 )
-PRUNE = {"worker": PRUNE_ALL + PRUNE_WORKER, "web": PRUNE_ALL, "manage": (*PRUNE_ALL, "mangum")}
+PRUNE = {
+    "worker": PRUNE_ALL + PRUNE_WORKER,
+    "web": PRUNE_ALL,
+    "manage": (*PRUNE_ALL, "mangum", "whitenoise"),
+}
+# Only the web function serves the admin's static files (handlers/project/settings.py: STATIC_ROOT
+# is the code folder's staticfiles/).
+COLLECT_STATIC = {"web"}
+COLLECT_STATIC_CODE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import django
+from django.core.management import call_command
+django.setup()
+call_command("collectstatic", "--no-input", verbosity=0)
+"""
 KEEP_LANGUAGES = {"en"}  # LANGUAGE_CODE is en-us; other translations are never loaded
 
 
@@ -112,6 +131,22 @@ def prune(out: Path, function: str) -> None:
             path.unlink()
 
 
+def collect_static(out: Path) -> None:
+    """The admin's CSS, JavaScript and icons into ``out/staticfiles``, with hashed names and
+    gzip copies (WhiteNoise's storage), run from the code folder alone (``-I -S``): what ships is
+    what is collected. Only pure-Python packages are imported, so an arm64 folder works here."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DJANGO_SETTINGS_MODULE": "handlers.project.settings",
+        "DJANGO_STATIC_HASHED": "1",
+        "DJANGO_STATIC_ROOT": str(out / "staticfiles"),
+        "DATABASE_URL": "sqlite:///:memory:",  # never opened: collectstatic needs no database
+    }
+    subprocess.run(
+        [sys.executable, "-I", "-S", "-c", COLLECT_STATIC_CODE, str(out)], env=env, check=True
+    )
+
+
 def compile_bytecode(out: Path) -> None:
     ok = compileall.compile_dir(
         out,
@@ -140,6 +175,8 @@ def build(function: str, out: Path, arch: str) -> int:
     install_requirements(out, arch)
     copy_project(out)
     prune(out, function)
+    if function in COLLECT_STATIC:
+        collect_static(out)
     compile_bytecode(out)
     return folder_size(out)
 

@@ -5,8 +5,10 @@ DATABASE_SECRET_ARN (a Secrets Manager secret or SSM SecureString parameter hold
 URL, read at start-up) or DATABASE_URL (default off Lambda: a SQLite file beside manage.py; on
 Lambda one of the two is required), DJANGO_SECRET_KEY_ARN or DJANGO_SECRET_KEY,
 BGTASK_STATUS_TOKEN_ARN or BGTASK_STATUS_TOKEN, DJANGO_DEBUG, DJANGO_ALLOWED_HOSTS,
-DATABASE_CONNECT_TIMEOUT. The deployed functions get only the *_ARN variables: no secret is in a
-function's environment (handlers/secrets.py reads them, once per container).
+DJANGO_CSRF_TRUSTED_ORIGINS, DJANGO_SECURE, DJANGO_HSTS_SECONDS, DJANGO_STATIC_ROOT,
+DJANGO_STATIC_HASHED, DATABASE_CONNECT_TIMEOUT. The deployed functions get only the *_ARN
+variables: no secret is in a function's environment (handlers/secrets.py reads them, once per
+container).
 """
 
 import os
@@ -22,7 +24,24 @@ ON_LAMBDA = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
 DEFAULT_SQLITE = BASE_DIR / "demo.sqlite3"
 
 DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
-ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",")
+
+
+def _list(name: str, default: str = "") -> list[str]:
+    """A comma-separated environment variable as a list, without blanks."""
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+# template.yaml sets both: the API's region-wide execute-api domain plus the AllowedHosts
+# parameter, and CsrfTrustedOrigins (a custom domain or CloudFront in front sends an Origin that
+# is not the Host Django sees).
+ALLOWED_HOSTS = _list("DJANGO_ALLOWED_HOSTS", "*")
+CSRF_TRUSTED_ORIGINS = _list("DJANGO_CSRF_TRUSTED_ORIGINS")
+_bad_origins = [o for o in CSRF_TRUSTED_ORIGINS if not o.startswith(("https://", "http://"))]
+if _bad_origins:
+    raise ImproperlyConfigured(
+        f"DJANGO_CSRF_TRUSTED_ORIGINS holds {_bad_origins}: each origin starts with its scheme, "
+        "as in https://tasks.example.com."
+    )
 USE_TZ = True
 TIME_ZONE = "UTC"
 
@@ -79,13 +98,17 @@ INSTALLED_APPS = [
     "handlers.demo",
 ]
 MIDDLEWARE = [
-    "handlers.project.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files are answered here, before anything that could touch the database.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "handlers.project.middleware.ContentSecurityPolicyMiddleware",
+    "handlers.project.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 ROOT_URLCONF = "handlers.project.urls"
 TEMPLATES = [
@@ -101,7 +124,42 @@ TEMPLATES = [
         },
     }
 ]
+# The admin's CSS, JavaScript and icons, served by the web function itself through WhiteNoise
+# (no S3 bucket or CloudFront to set up): infra/build.py collects them into the artifact at build
+# time, with hashed names (so they are cached for a year) and gzip-compressed copies. Off Lambda,
+# without a collected manifest, WhiteNoise serves them from the apps' folders.
 STATIC_URL = "static/"
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
+STATIC_HASHED = ON_LAMBDA or os.environ.get("DJANGO_STATIC_HASHED") == "1"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_HASHED
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not STATIC_HASHED
+
+# HTTPS only (API Gateway serves nothing else): HSTS, secure cookies, the proxy's scheme header.
+# On by default on Lambda; DJANGO_SECURE=1 turns it on elsewhere (behind a TLS proxy).
+SECURE = ON_LAMBDA or os.environ.get("DJANGO_SECURE") == "1"
+if SECURE:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = os.environ.get("DJANGO_HSTS_INCLUDE_SUBDOMAINS", "1") == "1"
+    SECURE_HSTS_PRELOAD = os.environ.get("DJANGO_HSTS_PRELOAD", "1") == "1"
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+X_FRAME_OPTIONS = "DENY"
+# What the admin's pages may load: their own static files only, no inline script. (Inline
+# <style> blocks remain: bgtask's admin templates carry their styles with them.)
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The demo's failing task is retried a few seconds later; keep its attempts small.

@@ -236,3 +236,13 @@ def test_the_optional_rds_proxy_pools_the_connections_the_functions_open(templat
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["DATABASE_HOST_OVERRIDE"]["Fn::If"][0] == "UseRdsProxy"
     assert "RdsProxyNeedsVpcAndSecret" in template["Rules"]
+
+
+def test_the_web_function_allows_its_api_domain_and_the_given_domains_as_origins(template):
+    variables = template["Resources"]["WebFunction"]["Properties"]["Environment"]["Variables"]
+    hosts = variables["DJANGO_ALLOWED_HOSTS"]["Fn::If"]
+    assert hosts[0] == "HasWebDomains"
+    assert hosts[2] == {"Fn::Sub": ".execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+    assert "${WebDomains}" in hosts[1]["Fn::Sub"]
+    origins = variables["DJANGO_CSRF_TRUSTED_ORIGINS"]["Fn::If"]
+    assert "https://" in json.dumps(origins[1]) and "WebDomains" in json.dumps(origins[1])
