@@ -143,13 +143,16 @@ clean:
 	
 # Serverless: `sam build` runs these (template.yaml: BuildMethod makefile) with ARTIFACTS_DIR set;
 # `make lambda-measure` builds here and prints the artifact sizes and the worker's cold start.
-.PHONY: build-WorkerFunction build-WebFunction build-ManageFunction lambda-measure
+.PHONY: build-WorkerFunction build-WebFunction build-ManageFunction build-DeployHookFunction lambda-measure
 LAMBDA_PYTHON ?= $(PYTHON)
 build-WorkerFunction:
 	$(LAMBDA_PYTHON) infra/build.py --function worker --out "$(ARTIFACTS_DIR)"
 build-WebFunction:
 	$(LAMBDA_PYTHON) infra/build.py --function web --out "$(ARTIFACTS_DIR)"
 build-ManageFunction:
+	$(LAMBDA_PYTHON) infra/build.py --function manage --out "$(ARTIFACTS_DIR)"
+# The PreTraffic hook runs migrate with the management function's code.
+build-DeployHookFunction:
 	$(LAMBDA_PYTHON) infra/build.py --function manage --out "$(ARTIFACTS_DIR)"
 lambda-measure: $(BIN)/.installed
 	$(BIN)/python infra/measure_lambda.py

@@ -21,6 +21,16 @@ from handlers.bootstrap import close_connections, ensure_database, setup_django
 from handlers.events import parse_worker_event
 
 
+def fan_out_target(context: Any) -> str | None:
+    """What fan-out invokes: the alias this invocation runs as (its qualified ARN,
+    ``arn:aws:lambda:<region>:<account>:function:<name>:live``), so helpers run the same version;
+    else the function's name."""
+    arn = getattr(context, "invoked_function_arn", None)
+    if isinstance(arn, str) and arn.count(":") == 7:
+        return arn
+    return getattr(context, "function_name", None)
+
+
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Run due tasks within this invocation's time; return what was done (JSON-serialisable)."""
     request = parse_worker_event(event)  # refuses a bad event before touching the database
@@ -36,7 +46,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             context.get_remaining_time_in_millis() / 1000,
             queue=request.queue,
             duration=request.duration,
-            function_name=getattr(context, "function_name", None),
+            function_name=fan_out_target(context),
             allow_fanout=request.allow_fanout,
             request_id=request_id,
         )

@@ -90,6 +90,8 @@ def test_names_are_left_to_cloudformation_so_any_stack_name_fits_the_limits(temp
         for name, resource in resources_of_type(template, kind).items():
             properties = resource["Properties"]
             for key in ("Name", "FunctionName", "QueueName"):
+                if name == "DeployHookFunction" and key == "FunctionName":
+                    continue  # CodeDeployHook_<stack UUID>: checked below
                 # SAM fills a schedule's Name with its logical id, unique within the stack.
                 assert properties.get(key) in (None, name), f"{name} names itself"
     # The log groups (no 64-character limit) are the functions' own, by reference.
@@ -100,9 +102,14 @@ def test_names_are_left_to_cloudformation_so_any_stack_name_fits_the_limits(temp
     ):
         logging = template["Resources"][function]["Properties"]["LoggingConfig"]
         assert logging["LogGroup"] == {"Ref": group}
-    # The only name CloudFormation cannot make, the proxy's, is built from the stack id's UUID.
+    # The names CloudFormation cannot make (the proxy's; the hook's, which CodeDeploy's role may
+    # invoke only as CodeDeployHook_*) are built from the stack id's UUID: 36 characters.
     proxy = template["Resources"]["DatabaseProxy"]["Properties"]["DBProxyName"]
-    assert "AWS::StackId" in json.dumps(proxy) and "StackName" not in json.dumps(proxy)
+    hook = template["Resources"]["DeployHookFunction"]["Properties"]["FunctionName"]
+    for name in (proxy, hook):
+        assert "AWS::StackId" in json.dumps(name) and "StackName" not in json.dumps(name)
+    prefix = hook["Fn::Join"][1][0]
+    assert prefix.startswith("CodeDeployHook_") and len(prefix) + 36 <= 64
 
 
 def test_a_database_is_required_by_a_rule(template):
@@ -246,3 +253,47 @@ def test_the_web_function_allows_its_api_domain_and_the_given_domains_as_origins
     assert "${WebDomains}" in hosts[1]["Fn::Sub"]
     origins = variables["DJANGO_CSRF_TRUSTED_ORIGINS"]["Fn::If"]
     assert "https://" in json.dumps(origins[1]) and "WebDomains" in json.dumps(origins[1])
+
+
+def test_every_function_runs_behind_an_alias_that_codedeploy_moves_after_migrating(template):
+    resources = template["Resources"]
+    functions = resources_of_type(template, "AWS::Lambda::Function")
+    aliases = resources_of_type(template, "AWS::Lambda::Alias")
+    assert {alias["Properties"]["FunctionName"]["Ref"] for alias in aliases.values()} == set(
+        functions
+    )
+    assert {alias["Properties"]["Name"] for alias in aliases.values()} == {"live"}
+    # The worker's alias moves only after the PreTraffic hook (migrate) succeeded, and rolls
+    # back when the hook or the alarms fail.
+    update = resources["WorkerFunctionAliaslive"]["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
+    assert update["BeforeAllowTrafficHook"] == {"Ref": "DeployHookFunction"}
+    assert (
+        resources["DeployHookFunction"]["Properties"]["Handler"] == "handlers.deploy_hook.handler"
+    )
+    for group in resources_of_type(template, "AWS::CodeDeploy::DeploymentGroup").values():
+        rollback = group["Properties"]["AutoRollbackConfiguration"]
+        assert rollback["Enabled"] is True
+        assert {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"} <= set(rollback["Events"])
+        assert group["Properties"]["AlarmConfiguration"]["Alarms"]
+    # The web function's new code is published after the worker's deployment (so after migrate).
+    assert "WorkerFunctionAliaslive" in str(resources["WebFunction"].get("DependsOn"))
+    # The schedule, the API and the wake-up invoke the alias, not $LATEST.
+    [schedule] = resources_of_type(template, "AWS::Scheduler::Schedule").values()
+    assert schedule["Properties"]["Target"]["Arn"] == {"Ref": "WorkerFunctionAliaslive"}
+    [api_permission] = [
+        p
+        for p in resources_of_type(template, "AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]
+    assert api_permission["Properties"]["FunctionName"] == {"Ref": "WebFunctionAliaslive"}
+    [invoke_config] = resources_of_type(template, "AWS::Lambda::EventInvokeConfig").values()
+    assert invoke_config["Properties"]["Qualifier"] == "live"
+    wake = resources["WebFunction"]["Properties"]["Environment"]["Variables"][
+        "BGTASK_WAKE_FUNCTION"
+    ]
+    assert wake["Fn::If"][1] == {"Ref": "WorkerFunctionAliaslive"}
+    hook_role = resources["DeployHookRole"]
+    assert any(
+        s["Action"] == "codedeploy:PutLifecycleEventHookExecutionStatus"
+        for s in statements(hook_role)
+    )
