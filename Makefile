@@ -156,3 +156,18 @@ build-DeployHookFunction:
 	$(LAMBDA_PYTHON) infra/build.py --function manage --out "$(ARTIFACTS_DIR)"
 lambda-measure: $(BIN)/.installed
 	$(BIN)/python infra/measure_lambda.py
+
+# The Lambda lock file: pyproject.toml's `lambda` extra resolved with uv for the functions' platform
+# (arm64 Linux, Python 3.12) from any machine, pinned with hashes; infra/build.py installs it with
+# --require-hashes. `make lock-check` (CI) resolves again, preferring the pins, and fails when the
+# result differs, i.e. when pyproject.toml changed and the lock did not follow.
+LOCK := infra/requirements-lambda.lock
+LOCK_ARGS := pip compile pyproject.toml --extra lambda --python-version 3.12 \
+	--python-platform aarch64-manylinux2014 --generate-hashes --custom-compile-command "make lock" --quiet
+.PHONY: lock lock-check
+lock: $(BIN)/.installed
+	$(BIN)/uv $(LOCK_ARGS) -o $(LOCK)
+lock-check: $(BIN)/.installed
+	mkdir -p build && cp $(LOCK) build/lock-check.txt
+	$(BIN)/uv $(LOCK_ARGS) -o build/lock-check.txt
+	diff -u $(LOCK) build/lock-check.txt || { echo "$(LOCK) does not match pyproject.toml: run make lock"; exit 1; }
