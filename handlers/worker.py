@@ -17,8 +17,12 @@ import sys
 import time
 from typing import Any
 
-from handlers.bootstrap import close_connections, ensure_database, setup_django
+from handlers.bootstrap import close_connections, ensure_database, init_phase
 from handlers.events import parse_worker_event
+
+init_phase()  # Lambda's init phase: Django set up and settings read before the first event
+
+from bgtask.aws.invocation import run_invocation  # noqa: E402 (needs the apps loaded)
 
 
 def fan_out_target(context: Any) -> str | None:
@@ -34,9 +38,6 @@ def fan_out_target(context: Any) -> str | None:
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Run due tasks within this invocation's time; return what was done (JSON-serialisable)."""
     request = parse_worker_event(event)  # refuses a bad event before touching the database
-    setup_django()
-    from bgtask.aws.invocation import run_invocation
-
     started = time.monotonic()
     request_id = getattr(context, "aws_request_id", None)
     close_connections()
