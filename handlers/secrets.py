@@ -144,6 +144,9 @@ def database_settings(arn: str, *, refresh: bool = False) -> dict[str, Any]:
         options = parsed.setdefault("OPTIONS", {})
         if parsed["ENGINE"].endswith("postgresql"):
             options.setdefault("sslmode", "require")
+            # Transaction pooling: a server-side cursor would outlive its transaction's
+            # connection (docs/how-to/pgbouncer-and-rds-proxy.md).
+            parsed["DISABLE_SERVER_SIDE_CURSORS"] = True
         elif parsed["ENGINE"].endswith("mysql"):
             options.setdefault("ssl", {"ca": CA_BUNDLE})
     return parsed
