@@ -205,3 +205,38 @@ def test_a_secret_without_a_database_is_refused_without_showing_its_value(secret
     with pytest.raises(SecretUnusable, match=message.replace("[", r"\[")) as raised:
         database_url(secret, "arn:secret")
     assert "arn:secret" in str(raised.value)
+
+
+def test_behind_the_rds_proxy_the_secret_s_credentials_go_to_the_proxy_over_tls(
+    secrets, monkeypatch
+):
+    from handlers import secrets as lambda_secrets
+
+    client, env = secrets
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    arn = client.create_secret(
+        Name="bgtask/rds",
+        SecretString=json.dumps(
+            {
+                "engine": "postgres",
+                "host": "db.internal",
+                "port": 5432,
+                "username": "app",
+                "password": "pw",
+                "dbname": "bgtask",
+            }
+        ),
+    )["ARN"]
+    monkeypatch.setenv("DATABASE_HOST_OVERRIDE", "bgtask-proxy.proxy-abc.rds.amazonaws.com")
+    from bgtask.aws.secrets import aws_client
+
+    aws_client.cache_clear()
+    try:
+        settings = lambda_secrets.database_settings(arn, refresh=True)
+    finally:
+        aws_client.cache_clear()
+    assert settings["HOST"] == "bgtask-proxy.proxy-abc.rds.amazonaws.com"
+    assert (settings["USER"], settings["NAME"], settings["PORT"]) == ("app", "bgtask", 5432)
+    assert settings["OPTIONS"]["sslmode"] == "require"
+    assert settings["DISABLE_SERVER_SIDE_CURSORS"] is True
