@@ -34,9 +34,9 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint -c I -- template.yaml
 	$(BIN)/python infra/translate_template.py build/template.translated.json
-	$(BIN)/cfn-lint build/template.translated.json
+	$(BIN)/cfn-lint -c I -- build/template.translated.json
 
 # `make test` runs two lanes side by side (TEST_JOBS=1: one after the other), each target's output
 # printed whole when it ends: lint, docs, then PostgreSQL and the PgBouncer pass (they share a test
@@ -170,7 +170,7 @@ clean:
 	
 # Serverless: `sam build` runs these (template.yaml: BuildMethod makefile) with ARTIFACTS_DIR set;
 # `make lambda-measure` builds here and prints the artifact sizes and the worker's cold start.
-.PHONY: build-WorkerFunction build-WebFunction build-ManageFunction lambda-measure
+.PHONY: build-WorkerFunction build-WebFunction build-ManageFunction build-DeployHookFunction lambda-measure
 LAMBDA_PYTHON ?= $(PYTHON)
 build-WorkerFunction:
 	$(LAMBDA_PYTHON) infra/build.py --function worker --out "$(ARTIFACTS_DIR)"
@@ -178,5 +178,23 @@ build-WebFunction:
 	$(LAMBDA_PYTHON) infra/build.py --function web --out "$(ARTIFACTS_DIR)"
 build-ManageFunction:
 	$(LAMBDA_PYTHON) infra/build.py --function manage --out "$(ARTIFACTS_DIR)"
+# The PreTraffic hook runs migrate with the management function's code.
+build-DeployHookFunction:
+	$(LAMBDA_PYTHON) infra/build.py --function manage --out "$(ARTIFACTS_DIR)"
 lambda-measure: $(BIN)/.installed
 	$(BIN)/python infra/measure_lambda.py
+
+# The Lambda lock file: pyproject.toml's `lambda` extra resolved with uv for the functions' platform
+# (arm64 Linux, Python 3.12) from any machine, pinned with hashes; infra/build.py installs it with
+# --require-hashes. `make lock-check` (CI) resolves again, preferring the pins, and fails when the
+# result differs, i.e. when pyproject.toml changed and the lock did not follow.
+LOCK := infra/requirements-lambda.lock
+LOCK_ARGS := pip compile pyproject.toml --extra lambda --python-version 3.12 \
+	--python-platform aarch64-manylinux2014 --generate-hashes --custom-compile-command "make lock" --quiet
+.PHONY: lock lock-check
+lock: $(BIN)/.installed
+	$(BIN)/uv $(LOCK_ARGS) -o $(LOCK)
+lock-check: $(BIN)/.installed
+	mkdir -p build && cp $(LOCK) build/lock-check.txt
+	$(BIN)/uv $(LOCK_ARGS) -o build/lock-check.txt
+	diff -u $(LOCK) build/lock-check.txt || { echo "$(LOCK) does not match pyproject.toml: run make lock"; exit 1; }

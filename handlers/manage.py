@@ -14,8 +14,10 @@ import io
 import os
 from typing import Any
 
-from handlers.bootstrap import close_connections, ensure_database, setup_django
+from handlers.bootstrap import close_connections, ensure_database, init_phase
 from handlers.events import UnexpectedEvent
+
+init_phase()  # Lambda's init phase: Django set up and settings read before the first event
 
 # command -> arguments always added: nothing may wait for a prompt on Lambda.
 ALLOWED_COMMANDS: dict[str, list[str]] = {
@@ -104,7 +106,6 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     """Run one allowed command; return its output. A failing command raises (an invocation
     error, which ``sam remote invoke`` and ``aws lambda invoke`` report)."""
     command, args, password = _parse(event)
-    setup_django()
     from django.core.management import call_command
 
     output = io.StringIO()

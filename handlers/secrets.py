@@ -1,7 +1,19 @@
-"""The database settings of the Lambda functions, from a Secrets Manager secret.
+"""The Lambda functions' secrets, read from Secrets Manager or SSM Parameter Store at start-up.
 
-With ``DATABASE_SECRET_ARN`` set, the settings read the secret once when the container starts and
-keep it for the container's life. When the database later refuses a connection (a rotated
+No function holds a secret in its environment (anyone allowed ``lambda:GetFunctionConfiguration``
+could read it there). The environment names where each secret lives instead, and the settings
+read it once, in the init phase, and keep it for the container's life:
+
+- ``DATABASE_SECRET_ARN``: the database URL (see below);
+- ``DJANGO_SECRET_KEY_ARN``: Django's ``SECRET_KEY``;
+- ``BGTASK_STATUS_TOKEN_ARN``: the status endpoint's bearer token.
+
+Each is the ARN of a Secrets Manager secret or of an SSM ``SecureString`` parameter
+(``bgtask.aws.secrets``). Off Lambda, the plain variables (``DATABASE_URL``, ``DJANGO_SECRET_KEY``,
+``BGTASK_STATUS_TOKEN``) are read when no ARN is given.
+
+With ``DATABASE_SECRET_ARN`` set, the database URL is read once when the container starts and
+kept for the container's life. When the database later refuses a connection (a rotated
 password, a moved host), ``refresh_database_credentials`` reads the secret again and, if it
 changed, points the connection at the new value, so a rotation needs no redeploy.
 
@@ -10,7 +22,7 @@ JSON that RDS and its rotation functions write
 (``{"engine": "postgres", "host": ..., "port": ..., "username": ..., "password": ...,
 "dbname": ...}``); a JSON ``{"url": ...}`` is taken too.
 
-Secrets Manager is read through ``bgtask.aws.secrets`` (boto3, which the Lambda runtime provides,
+The secrets are read through ``bgtask.aws.secrets`` (boto3, which the Lambda runtime provides,
 is imported only when a secret is used).
 """
 
@@ -18,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from typing import Any
 from urllib.parse import quote
@@ -42,21 +55,42 @@ class SecretUnusable(RuntimeError):
     never the value."""
 
 
-def _fetch(arn: str) -> str:
+def _fetch(arn: str, what: str) -> str:
     from bgtask.aws.secrets import SecretUnreadable, secret_string
 
     try:
         return secret_string(arn)
     except SecretUnreadable as exc:
-        raise SecretUnusable(f"{exc} (the database secret, DatabaseSecretArn)") from exc
+        raise SecretUnusable(f"{exc} ({what})") from exc
 
 
-def secret_value(arn: str, *, refresh: bool = False) -> str:
-    """The secret's string, read from Secrets Manager once and then from the cache."""
+def secret_value(
+    arn: str, *, refresh: bool = False, what: str = "the database secret, DatabaseSecretArn"
+) -> str:
+    """The secret's string, read from AWS once and then from the cache (``refresh`` reads it
+    again). ``what`` names the secret in an error: which template parameter to check."""
     with _lock:
         if refresh or arn not in _cache:
-            _cache[arn] = _fetch(arn)
+            _cache[arn] = _fetch(arn, what)
         return _cache[arn]
+
+
+def setting_from_secret(name: str, parameter: str) -> str | None:
+    """The value of the setting ``name``: read from the secret ``<name>_ARN`` names when that is
+    set (once per container, then cached), else the plain environment variable ``name`` (a
+    laptop, the tests), else None.
+
+    >>> SECRET_KEY = setting_from_secret("DJANGO_SECRET_KEY", "DjangoSecretKeyArn")
+
+    ``parameter`` is the template parameter an error tells the operator to check.
+    """
+    arn = os.environ.get(f"{name}_ARN")
+    if arn:
+        value = secret_value(arn, what=f"{name}_ARN, template parameter {parameter}").strip()
+        if not value:
+            raise SecretUnusable(f"The secret {arn} ({name}_ARN) is empty.")
+        return value
+    return os.environ.get(name) or None
 
 
 def database_url(secret: str, arn: str = "the database secret") -> str:
@@ -90,11 +124,32 @@ def database_url(secret: str, arn: str = "the database secret") -> str:
     )
 
 
+# Where the Lambda trust store is (Amazon Linux 2023): PyMySQL verifies the RDS Proxy with it.
+CA_BUNDLE = "/etc/pki/tls/certs/ca-bundle.crt"
+
+
 def database_settings(arn: str, *, refresh: bool = False) -> dict[str, Any]:
-    """Django's DATABASES entry for the secret (dj-database-url's parse of its URL)."""
+    """Django's DATABASES entry for the secret (dj-database-url's parse of its URL).
+
+    With ``DATABASE_HOST_OVERRIDE`` set (template.yaml sets it to the RDS Proxy's endpoint), the
+    connection goes there instead of to the host the secret names, over TLS, which the proxy
+    requires; the user, password and database name still come from the secret.
+    """
     import dj_database_url
 
-    return dj_database_url.parse(database_url(secret_value(arn, refresh=refresh), arn))
+    parsed = dj_database_url.parse(database_url(secret_value(arn, refresh=refresh), arn))
+    proxy = os.environ.get("DATABASE_HOST_OVERRIDE")
+    if proxy:
+        parsed["HOST"] = proxy
+        options = parsed.setdefault("OPTIONS", {})
+        if parsed["ENGINE"].endswith("postgresql"):
+            options.setdefault("sslmode", "require")
+            # Transaction pooling: a server-side cursor would outlive its transaction's
+            # connection (docs/how-to/pgbouncer-and-rds-proxy.md).
+            parsed["DISABLE_SERVER_SIDE_CURSORS"] = True
+        elif parsed["ENGINE"].endswith("mysql"):
+            options.setdefault("ssl", {"ca": CA_BUNDLE})
+    return parsed
 
 
 def refresh_database_credentials(alias: str = "default") -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from handlers.bootstrap import setup_django
+from handlers.bootstrap import init_phase
 from handlers.events import UnexpectedEvent
 
 HTTP_EVENTS = (
@@ -24,7 +24,6 @@ _adapter = None
 def _mangum():
     global _adapter
     if _adapter is None:
-        setup_django()
         from django.core.asgi import get_asgi_application
         from mangum import Mangum
 
@@ -33,6 +32,12 @@ def _mangum():
         asyncio.set_event_loop(asyncio.new_event_loop())
         _adapter = Mangum(get_asgi_application(), lifespan="off")
     return _adapter
+
+
+# Lambda's init phase: Django set up, settings (and secrets) read, the ASGI application and its
+# middleware built, all before the first request.
+init_phase()
+_mangum()
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:

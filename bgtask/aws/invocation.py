@@ -29,12 +29,14 @@ def run_invocation(
     duration: float | None = None,
     function_name: str | None = None,
     allow_fanout: bool = True,
+    request_id: str | None = None,
 ) -> dict[str, object]:
     """Run one batch within the invocation's time; return a JSON-serialisable summary.
 
     ``duration`` caps the budget further. ``function_name`` (the running function) is what
     fan-out invokes when the batch ends with its budget spent and tasks still due;
     ``allow_fanout=False`` for invocations that were themselves started by a fan-out.
+    ``request_id`` (the invocation's ``aws_request_id``) is written into the metrics line.
 
     The budget is ``remaining_seconds - BGTASK_LAMBDA_SAFETY_MARGIN``; every task claimed is
     leased until the invocation's deadline plus ``BGTASK_LAMBDA_LEASE_GRACE``. The summary holds
@@ -74,5 +76,5 @@ def run_invocation(
 
     namespace = conf.metrics_namespace()
     if namespace:
-        emit_batch_metrics(namespace, result, queue)
+        emit_batch_metrics(namespace, result, queue, request_id=request_id)
     return summary

@@ -1,7 +1,9 @@
 """CloudWatch Embedded Metric Format: metrics as one JSON log line, no API call, no VPC endpoint.
 
 CloudWatch Logs turns each line into metrics in ``BGTASK_METRICS_NAMESPACE`` (dimension
-``Queue``; ``all`` when the worker drains every queue).
+``Queue``; ``all`` when the worker drains every queue). The line also carries the invocation's
+``requestId``, under the same name as every other log line of the function, so one filter
+(``{ $.requestId = "..." }``) finds them all.
 
 >>> emf_line("bgtask", "all", {"Succeeded": 3}, {"Succeeded": "Count"}, timestamp_ms=0)
 '{"_aws": {"Timestamp": 0, ...}, "Queue": "all", "Succeeded": 3}'
@@ -27,8 +29,9 @@ def emf_line(
     units: dict[str, str],
     *,
     timestamp_ms: int | None = None,
+    request_id: str | None = None,
 ) -> str:
-    document = {
+    document: dict[str, object] = {
         "_aws": {
             "Timestamp": int(time.time() * 1000) if timestamp_ms is None else timestamp_ms,
             "CloudWatchMetrics": [
@@ -42,6 +45,9 @@ def emf_line(
         "Queue": queue,
         **values,
     }
+    if request_id is not None:
+        # A property, not a dimension: CloudWatch keeps it in the log event only.
+        document["requestId"] = request_id
     return json.dumps(document)
 
 
@@ -73,11 +79,17 @@ def batch_metrics(
 
 
 def emit_batch_metrics(
-    namespace: str, result: BatchResult, queue: str | None, stream: IO[str] | None = None
+    namespace: str,
+    result: BatchResult,
+    queue: str | None,
+    stream: IO[str] | None = None,
+    *,
+    request_id: str | None = None,
 ) -> dict[str, float]:
     """Write one EMF line to stdout (Lambda ships stdout to CloudWatch Logs); return the values."""
     values, units = batch_metrics(result, queue)
     out = stream or sys.stdout
-    out.write(emf_line(namespace, queue or ALL_QUEUES, values, units) + "\n")
+    line = emf_line(namespace, queue or ALL_QUEUES, values, units, request_id=request_id)
+    out.write(line + "\n")
     out.flush()
     return values

@@ -1,4 +1,5 @@
-"""An unreachable database answers 503 with a plain message, not a 500 page.
+"""The web function's own middleware: a Content-Security-Policy header on every page, and an
+unreachable database answered with 503 and a plain message, not a 500 page.
 
 The web function opens a connection per request; when the server is down, restarting or out of
 connections, the caller learns that it is temporary (``Retry-After``) and nothing about the
@@ -48,4 +49,24 @@ class DatabaseUnavailableMiddleware:
             {"error": "The database is unavailable; try again shortly."}, status=503
         )
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+
+class ContentSecurityPolicyMiddleware:
+    """``MIDDLEWARE`` entry: the ``CONTENT_SECURITY_POLICY`` setting as a response header.
+
+    Django 6's own CSP middleware is not in Django 5.2, which the project supports too. A view
+    that set its own policy keeps it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        from django.conf import settings
+
+        self.get_response = get_response
+        self.policy = getattr(settings, "CONTENT_SECURITY_POLICY", "")
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if self.policy and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = self.policy
         return response

@@ -1,6 +1,7 @@
-"""The Lambda project reads its database from a Secrets Manager secret (moto's server) at
-start-up, keeps it, and reads it again when the database refuses a connection: a rotation needs no
-redeploy. Each test runs warm "Lambda containers" (child processes with the project settings)."""
+"""The Lambda project reads its database from a Secrets Manager secret or an SSM SecureString
+parameter (moto's server) at start-up, keeps it, and reads it again when the database refuses a
+connection: a rotation needs no redeploy. Each test runs warm "Lambda containers" (child processes
+with the project settings)."""
 
 from __future__ import annotations
 
@@ -42,16 +43,58 @@ def secrets(moto_url, monkeypatch):
         "AWS_DEFAULT_REGION": REGION,
         "AWS_LAMBDA_FUNCTION_NAME": "bgtask-test-worker",
         "DATABASE_URL": "",
+        "DJANGO_SECRET_KEY": "database-secret-tests-" + "k" * 32,
     }
     return client, env
 
 
+class SecretStore:
+    """Create, rotate and delete one secret in Secrets Manager or SSM Parameter Store."""
+
+    def __init__(self, kind: str, client, ssm) -> None:
+        self.kind, self.client, self.ssm = kind, client, ssm
+
+    def create(self, name: str, value: str) -> str:
+        if self.kind == "ssm":
+            self.ssm.put_parameter(Name=f"/{name}", Value=value, Type="SecureString")
+            return self.ssm.get_parameter(Name=f"/{name}")["Parameter"]["ARN"]
+        return self.client.create_secret(Name=name, SecretString=value)["ARN"]
+
+    @staticmethod
+    def parameter_name(arn: str) -> str:
+        return "/" + arn.split(":parameter/", 1)[1]
+
+    def rotate(self, arn: str, value: str) -> None:
+        if self.kind == "ssm":
+            self.ssm.put_parameter(
+                Name=self.parameter_name(arn), Value=value, Type="SecureString", Overwrite=True
+            )
+        else:
+            self.client.put_secret_value(SecretId=arn, SecretString=value)
+
+    def delete(self, arn: str) -> None:
+        if self.kind == "ssm":
+            self.ssm.delete_parameter(Name=self.parameter_name(arn))
+        else:
+            self.client.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+
+
+@pytest.mark.parametrize("kind", ["secretsmanager", "ssm"])
 def test_the_database_comes_from_the_secret_and_a_rotation_is_picked_up_without_a_restart(
-    secrets, switchable_database, start_container
+    kind, secrets, moto_url, switchable_database, start_container
 ):
     client, env = secrets
+    ssm = boto3.client(
+        "ssm",
+        region_name=REGION,
+        endpoint_url=moto_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    store = SecretStore(kind, client, ssm)
     switchable_database.set_state("up")
-    arn = client.create_secret(Name="bgtask/db", SecretString=switchable_database.url)["ARN"]
+    arn = store.create("bgtask/db", switchable_database.url)
+    assert f":{kind}:" in arn
     container = start_container(**env, DATABASE_SECRET_ARN=arn)
     tasks.record("one", schedule=0)
 
@@ -60,7 +103,7 @@ def test_the_database_comes_from_the_secret_and_a_rotation_is_picked_up_without_
     assert first["answer"]["succeeded"] == 1
 
     # Rotation: the secret now names other credentials and the old ones stop working.
-    client.put_secret_value(SecretId=arn, SecretString=json.dumps({"url": direct_database_url()}))
+    store.rotate(arn, json.dumps({"url": direct_database_url()}))
     switchable_database.set_state("down")
     tasks.record("two", schedule=0)
     second = container.invoke("worker", TICK)
@@ -68,7 +111,7 @@ def test_the_database_comes_from_the_secret_and_a_rotation_is_picked_up_without_
     assert second["answer"]["succeeded"] == 1
 
     # The value is cached: with the secret gone, the warm container carries on.
-    client.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+    store.delete(arn)
     tasks.record("three", schedule=0)
     third = container.invoke("worker", TICK)
     assert third["ok"], third
@@ -162,3 +205,38 @@ def test_a_secret_without_a_database_is_refused_without_showing_its_value(secret
     with pytest.raises(SecretUnusable, match=message.replace("[", r"\[")) as raised:
         database_url(secret, "arn:secret")
     assert "arn:secret" in str(raised.value)
+
+
+def test_behind_the_rds_proxy_the_secret_s_credentials_go_to_the_proxy_over_tls(
+    secrets, monkeypatch
+):
+    from handlers import secrets as lambda_secrets
+
+    client, env = secrets
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    arn = client.create_secret(
+        Name="bgtask/rds",
+        SecretString=json.dumps(
+            {
+                "engine": "postgres",
+                "host": "db.internal",
+                "port": 5432,
+                "username": "app",
+                "password": "pw",
+                "dbname": "bgtask",
+            }
+        ),
+    )["ARN"]
+    monkeypatch.setenv("DATABASE_HOST_OVERRIDE", "bgtask-proxy.proxy-abc.rds.amazonaws.com")
+    from bgtask.aws.secrets import aws_client
+
+    aws_client.cache_clear()
+    try:
+        settings = lambda_secrets.database_settings(arn, refresh=True)
+    finally:
+        aws_client.cache_clear()
+    assert settings["HOST"] == "bgtask-proxy.proxy-abc.rds.amazonaws.com"
+    assert (settings["USER"], settings["NAME"], settings["PORT"]) == ("app", "bgtask", 5432)
+    assert settings["OPTIONS"]["sslmode"] == "require"
+    assert settings["DISABLE_SERVER_SIDE_CURSORS"] is True

@@ -10,6 +10,9 @@ import pytest
 
 from handlers.local_context import LocalContext
 
+# A database that can be switched off, for the deploy hook's failure test.
+from tests.serverless_faults.conftest import switchable_database  # noqa: F401
+
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "infra" / "events"
 
 

@@ -31,6 +31,8 @@ class Invocation:
     kind: str | None = None  # "response" or "error"
     body: Any = None
     answered_ms: int | None = None  # when the answer arrived (epoch milliseconds)
+    sent_at: float | None = None  # time.time() when the event was handed to the runtime client
+    answered_at: float | None = None  # time.time() when its answer arrived
 
 
 class FakeRuntimeApi:
@@ -38,6 +40,10 @@ class FakeRuntimeApi:
         self._pending: queue.Queue[Invocation] = queue.Queue()
         self.invocations: dict[str, Invocation] = {}
         self.init_errors: list[Any] = []
+        # The runtime client asks for its first event once the handler module is imported: the
+        # end of Lambda's init phase.
+        self.init_done = threading.Event()
+        self.init_done_at: float | None = None
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,7 +62,11 @@ class FakeRuntimeApi:
                 if self.path != f"{PREFIX}/invocation/next":
                     self._answer(404)
                     return
+                if not api.init_done.is_set():
+                    api.init_done_at = time.time()
+                    api.init_done.set()
                 invocation = api._pending.get()  # held until the test queues an event
+                invocation.sent_at = time.time()
                 self._answer(
                     200,
                     json.dumps(invocation.event).encode(),
@@ -91,7 +101,8 @@ class FakeRuntimeApi:
                     if invocation is None:
                         self._answer(400)
                         return
-                    invocation.answered_ms = int(time.time() * 1000)
+                    invocation.answered_at = time.time()
+                    invocation.answered_ms = int(invocation.answered_at * 1000)
                     invocation.kind, invocation.body = parts[2], body
                     invocation.done.set()
                     self._answer(202)

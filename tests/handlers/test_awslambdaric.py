@@ -38,10 +38,12 @@ class RuntimeProcess:
                 DATABASE_URL=direct_database_url(),
                 AWS_LAMBDA_RUNTIME_API=api.address,
                 AWS_LAMBDA_FUNCTION_NAME="bgtask-test-worker",
+                DJANGO_SECRET_KEY="awslambdaric-test-" + "k" * 32,
                 AWS_EXECUTION_ENV="AWS_Lambda_python3.12",
                 AWS_LAMBDA_LOG_FORMAT="JSON",  # template.yaml: LoggingConfig LogFormat JSON
                 AWS_LAMBDA_LOG_LEVEL="INFO",
                 BGTASK_LAMBDA_SAFETY_MARGIN=str(MARGIN),
+                BGTASK_METRICS_NAMESPACE="bgtask-test",  # one EMF line per batch
             ),
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
@@ -89,7 +91,7 @@ def test_the_worker_under_awslambdaric_honours_the_deadline_and_logs_one_json_li
     ran = answer(api, load_event("worker-schedule"), 60)
     assert ran.kind == "response", ran.body
     assert (ran.body["source"], ran.body["succeeded"]) == ("schedule", 3)
-    assert ran.body["request_id"] == ran.request_id
+    assert ran.body["requestId"] == ran.request_id
     answered = [ran]
     for name in ("worker-scheduled-event", "worker-direct"):
         tasks.record(name, schedule=0)
@@ -147,4 +149,15 @@ def test_the_worker_under_awslambdaric_honours_the_deadline_and_logs_one_json_li
     assert len(messages) == len(set(messages)), "a log event was written twice"
     # One summary line per answered invocation, with its request id.
     summaries = [r for r in records if r.get("handler") == "worker"]
-    assert [s["request_id"] for s in summaries] == [i.request_id for i in answered]
+    assert [s["requestId"] for s in summaries] == [i.request_id for i in answered]
+    # The batch line's counts are fields of its JSON event, not text in the message.
+    assert [(r["succeeded"], r["retried"], r["released"]) for r in batch_lines] == [
+        (i.body["succeeded"], i.body["retried"], i.body["released"]) for i in answered
+    ]
+    assert all(r["message"] == f"Batch {r['workerId']} done." for r in batch_lines)
+    # The metrics (EMF) line of each batch carries the same request id under the same name.
+    emf = [r for r in records if "_aws" in r]
+    assert [r["requestId"] for r in emf] == [i.request_id for i in answered]
+    # One field name for the request id on every line the function writes.
+    assert all(r.get("requestId") for r in records)
+    assert not any("request_id" in r for r in records)

@@ -42,6 +42,7 @@ def test_the_deployed_settings_run_the_worker_on_mariadb_with_pymysql_alone():
         WORKER_IN_A_LAMBDA_LIKE_PROCESS,
         DJANGO_SETTINGS_MODULE="tests.serverless_faults.project_settings",
         AWS_LAMBDA_FUNCTION_NAME="bgtask-test-worker",
+        DJANGO_SECRET_KEY="pymysql-test-" + "k" * 32,
         DATABASE_URL=url,
     )
 

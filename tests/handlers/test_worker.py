@@ -142,3 +142,12 @@ def test_a_wake_up_event_runs_the_due_tasks_and_never_fans_out():
     assert summary["source"] == "wake"
     assert summary["succeeded"] == 1
     assert summary["fanned_out"] == 0
+
+
+def test_fan_out_invokes_the_alias_the_invocation_runs_as():
+    from handlers.worker import fan_out_target
+
+    context = LocalContext(timeout=60, function_name="bgtask-Worker-AbC")
+    assert fan_out_target(context) == "bgtask-Worker-AbC"  # unqualified: by name
+    context.invoked_function_arn += ":live"
+    assert fan_out_target(context).endswith(":function:bgtask-Worker-AbC:live")

@@ -28,6 +28,7 @@ def test_the_worker_runs_with_its_settings_and_loads_no_web_only_module():
         COLD_START,
         DJANGO_SETTINGS_MODULE="handlers.project.worker_settings",
         AWS_LAMBDA_FUNCTION_NAME="bgtask-test-worker",
+        DJANGO_SECRET_KEY="worker-settings-test-" + "k" * 32,
         DATABASE_URL=direct_database_url(),
     )
     assert child.returncode == 0, child.stderr
