@@ -183,7 +183,7 @@ def _call(ready: _Ready) -> Any:
     if inspect.isawaitable(value):
         # An async function registered without being seen as one (a wrapper, a callable object):
         # run it here rather than record a coroutine that never ran as a success.
-        value = asyncio.run(_await(value))
+        value = run_to_completion(value)
     return value
 
 
@@ -193,6 +193,20 @@ async def _acall(ready: _Ready) -> Any:
     if inspect.isawaitable(value):
         value = await value
     return value
+
+
+def run_to_completion(awaitable: Any) -> Any:
+    """Await ``awaitable`` on a new event loop of this thread and return its result. The loop is
+    not made the thread's current one (``asyncio.run`` would, and would leave the thread without
+    one afterwards, which breaks ``asyncio.get_event_loop()`` callers such as Mangum)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(_await(awaitable))
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
 
 async def _await(awaitable: Any) -> Any:

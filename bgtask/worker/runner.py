@@ -84,8 +84,10 @@ class Runner:
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
         self._in_flight = 0
-        # concurrency 1: an event loop of the calling thread, made at the first async task.
-        self._inline_loop: asyncio.Runner | None = None
+        # concurrency 1: an event loop for the calling thread's async tasks, made at the first
+        # one. Not made the thread's current loop (asyncio.Runner would, and would leave the
+        # thread without one afterwards, which breaks asyncio.get_event_loop() callers there).
+        self._inline_loop: asyncio.AbstractEventLoop | None = None
         # concurrency N: the pool's threads and their work queue, and one event loop thread.
         self._work: queue.SimpleQueue[tuple[Task, timeouts.Limit] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
@@ -188,7 +190,7 @@ class Runner:
                 self._loop_thread.join(wait)
             self._loop = self._loop_thread = None
         if self._inline_loop is not None:
-            self._inline_loop.close()
+            close_loop(self._inline_loop)
             self._inline_loop = None
 
     # -- running --------------------------------------------------------------------------------
@@ -222,8 +224,10 @@ class Runner:
                 self._began(task)
                 if is_async(task):  # concurrency 1: an event loop of this thread
                     if self._inline_loop is None:
-                        self._inline_loop = asyncio.Runner()
-                    outcome = self._inline_loop.run(self._inline_aexecute(task, limit))
+                        self._inline_loop = asyncio.new_event_loop()
+                    outcome = self._inline_loop.run_until_complete(
+                        self._inline_aexecute(task, limit)
+                    )
                 else:
                     outcome = execute(task, limit)
             finally:
@@ -329,6 +333,14 @@ class Runner:
             outcome = outcome_of_error(task, exc)
         self._ended(outcome)
         return outcome
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Close an event loop this module made, after its async generators."""
+    try:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
 
 
 def _drop_broken_connections() -> None:

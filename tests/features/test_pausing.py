@@ -14,6 +14,7 @@ from bgtask.features.pausing import paused_queues
 from bgtask.models import QueueState, Task
 from bgtask.status import queue_stats
 from bgtask.store import TaskStore
+from bgtask.worker.completer import Completer
 from bgtask.worker.execution import execute
 from tests.conftest import start_process_tasks, wait_for
 from tests.features import tasks
@@ -59,7 +60,7 @@ def test_a_running_task_finishes_when_its_queue_is_paused():
     store = TaskStore()
     [claimed] = store.claim_due("w", 1, timezone.now() + timedelta(minutes=5))
     bgtask.pause_queue("reports")
-    execute(claimed, store)
+    Completer(store, claimed.locked_by, group_size=1, max_delay=0).record(execute(claimed))
     assert Task.objects.get(pk=task.pk).status == Task.SUCCEEDED
 
 

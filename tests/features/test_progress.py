@@ -13,6 +13,7 @@ from bgtask.features.retrying import retry_failed
 from bgtask.models import Task
 from bgtask.status import health
 from bgtask.store import TaskStore
+from bgtask.worker.completer import Completer
 from bgtask.worker.execution import execute
 from tests.features import tasks
 
@@ -37,7 +38,9 @@ def test_only_the_lease_holder_writes_progress(claimed):
     assert store.set_progress(task.id, "worker-1", 1) is True
     row = Task.objects.get(pk=task.pk)
     assert (row.progress, row.progress_note) == (1.0, None)
-    execute(task, store)  # finished: the lease is gone, so nothing is written any more
+    Completer(store, "worker-1", group_size=1, max_delay=0).record(
+        execute(task)
+    )  # finished: the lease is gone, so nothing is written any more
     assert store.set_progress(task.id, "worker-1", 0.1, "late") is False
     assert Task.objects.get(pk=task.pk).progress_note is None
 

@@ -6,7 +6,6 @@ row's state), with a generous ceiling, never a fixed sleep.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 from datetime import timedelta
@@ -17,6 +16,7 @@ from django.utils import timezone
 from bgtask import registry, run_batch
 from bgtask.features import periodic as features_periodic
 from bgtask.models import Task
+from bgtask.worker.execution import run_to_completion
 from tests.conftest import batch_result, start_batch_process, start_process_tasks, wait_for
 from tests.reliability.helpers import execution_counts
 from tests.sampleapp import tasks
@@ -262,7 +262,9 @@ def test_async_callers_enqueue_with_the_awaitable_forms():
         )
         return first, second, count, await tasks.add.anow(2, 3)
 
-    first, second, count, summed = asyncio.run(async_view())
+    # A loop of its own, not asyncio.run: that would leave the main thread without a current
+    # loop, and the later tests that go through Mangum (asyncio.get_event_loop()) would fail.
+    first, second, count, summed = run_to_completion(async_view())
     assert (first.queue, second.queue, count, summed) == ("default", "mail", 2, 5)
     assert Task.objects.count() == 4
     assert run_batch(30).succeeded == 4
