@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import router, transaction
 
+from bgtask.enqueue.announce import gathered
 from bgtask.features.uniqueness import insert_unique
 from bgtask.models import Task
 from bgtask.signals import task_enqueued, tasks_bulk_enqueued
@@ -59,6 +60,7 @@ def enqueue_rows(
     with transaction.atomic(using=using):
         # One statement (SQLite splits it only beyond its bound-parameter limit).
         created = Task.objects.using(using).bulk_create([Task(**fields) for fields in rows])
-    for task in created:
-        task_enqueued.send(sender=Task, task=task)
+    with gathered():  # one wake-up per queue, not one per task
+        for task in created:
+            task_enqueued.send(sender=Task, task=task)
     return created

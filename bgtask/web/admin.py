@@ -20,6 +20,7 @@ import django
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -29,6 +30,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from bgtask import clock, conf, registry
+from bgtask.enqueue.announce import announce
 from bgtask.features.cancellation import cancel_queued
 from bgtask.models import PeriodicOccurrence, Task
 from bgtask.web.charts import stacked_bars
@@ -41,21 +43,28 @@ COUNT_CAP = 10_000
 DASHBOARD_REFRESH = 30
 
 
+def _due_at_once(tasks: QuerySet, status: str, **fields) -> int:
+    """Make the ``status`` tasks of ``tasks`` queued and due now, and wake idle workers for
+    their queues (in the same transaction: woken only if the change commits)."""
+    chosen = tasks.filter(status=status)
+    with transaction.atomic(using=tasks.db):
+        queues = set(chosen.values_list("queue", flat=True).distinct())
+        count = chosen.update(status=Task.QUEUED, run_at=clock.now(tasks.db), **fields)
+        if count:
+            announce(queues, tasks.db)
+    return count
+
+
 def run_now(tasks: QuerySet) -> int:
     """Make queued tasks due at once (a scheduled or backing-off task jumps its wait)."""
-    return tasks.filter(status=Task.QUEUED).update(run_at=clock.now(tasks.db))
+    return _due_at_once(tasks, Task.QUEUED)
 
 
 def retry_failed(tasks: QuerySet) -> int:
     """Put failed tasks back in the queue, due now, with their attempts reset. ``last_error``
     is kept until the next run overwrites it; a unique task comes back without its key."""
-    return tasks.filter(status=Task.FAILED).update(
-        status=Task.QUEUED,
-        attempts=0,
-        run_at=clock.now(tasks.db),
-        failed_at=None,
-        finished_at=None,
-        started_at=None,
+    return _due_at_once(
+        tasks, Task.FAILED, attempts=0, failed_at=None, finished_at=None, started_at=None
     )
 
 

@@ -24,6 +24,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, router
 from bgtask.enqueue.validation import check_queue
 from bgtask.models import Task
 from bgtask.worker.batch import run_batch
+from bgtask.worker.idle import IdleWaiter
 from bgtask.worker.outages import first_line, is_outage, unavailable
 
 logger = logging.getLogger("bgtask.process_tasks")
@@ -174,6 +175,7 @@ class Command(BaseCommand):
         totals = {"succeeded": 0, "failed": 0, "retried": 0}
         outage = Outage()
         checked = False
+        waiter = IdleWaiter(None if queue is None else [queue])  # wakes on enqueue, or when due
         while not stop.is_set():
             budget = FOREVER_SLICE_SECONDS if forever else end - time.monotonic()
             if budget <= 0:
@@ -206,7 +208,7 @@ class Command(BaseCommand):
             if result.ran == 0 and not result.budget_spent:
                 pause = sleep if forever else min(sleep, end - time.monotonic())
                 if pause > 0:
-                    stop.wait(pause)
+                    waiter.wait(pause, stop)
         return totals
 
     def _configure_logging(

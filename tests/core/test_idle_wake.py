@@ -1,0 +1,173 @@
+"""An idle ``process_tasks`` starts an enqueued task at once (issue 18), as a real process.
+
+Every worker here runs with ``--sleep 600``: without a wake-up nothing would run before the tests'
+ceilings, so a task that runs proves the wake-up (LISTEN/NOTIFY on PostgreSQL, the primary-key
+probe elsewhere, or the next-due time) and never the old fixed nap. The tests wait for events
+(a row written by the task, the LISTEN connection in ``pg_stat_activity``), never for times.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from django.db import connection, transaction
+
+from bgtask.models import Task
+from bgtask.worker.idle import APPLICATION_NAME
+from tests.conftest import start_process_tasks, wait_for
+from tests.sampleapp import tasks
+from tests.sampleapp.models import Execution
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NAP = "600"  # far beyond every ceiling below: only a wake-up can run a task in time
+CEILING = 60.0
+
+on_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="LISTEN/NOTIFY is PostgreSQL's"
+)
+
+
+def listening_pids() -> list[int]:
+    """Backends of this test database that LISTEN, their notifications known to arrive."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = %s",
+            [APPLICATION_NAME],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def ran(key: str) -> bool:
+    return Execution.objects.filter(key=key).exists()
+
+
+class Worker:
+    def __init__(self, queue: str | None) -> None:
+        args = ("--queue", queue) if queue else ()
+        self.queue = queue
+        self.process = start_process_tasks("--sleep", NAP, "--log-level", "DEBUG", *args)
+        self.log = ""
+
+    def idle(self) -> None:
+        """Return once the worker is past its first claim and waiting: on PostgreSQL once it
+        LISTENs; elsewhere once a first task it was given has run (its batch then ends)."""
+        if connection.vendor == "postgresql":
+            wait_for(listening_pids, timeout=CEILING, message="the worker to LISTEN")
+        else:
+            tasks.record("warm-up", queue=self.queue or "default")
+            wait_for(lambda: ran("warm-up"), timeout=CEILING, message="the warm-up task")
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            _, self.log = self.process.communicate(timeout=CEILING)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, self.log = self.process.communicate()
+        assert self.process.returncode == 0, self.log[-3000:]
+        return self.log
+
+
+@pytest.fixture
+def worker_factory() -> Iterator:
+    started: list[Worker] = []
+
+    def start(queue: str | None = None) -> Worker:
+        worker = Worker(queue)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.communicate()
+
+
+def test_an_enqueue_wakes_the_idle_worker(worker_factory):
+    worker = worker_factory()
+    worker.idle()
+    # One after another, each once the previous ran: the worker is idle again for most of them.
+    for i in range(3):
+        tasks.record(f"woken-{i}")
+        wait_for(lambda i=i: ran(f"woken-{i}"), timeout=CEILING, message=f"woken-{i} to run")
+    worker.stop()
+
+
+def test_a_rolled_back_enqueue_wakes_nobody_and_runs_nothing(worker_factory):
+    worker = worker_factory("wake")
+    worker.idle()
+
+    class Abandon(Exception):
+        pass
+
+    with pytest.raises(Abandon), transaction.atomic():
+        tasks.record("rolled-back", queue="wake")
+        raise Abandon
+    tasks.record("committed", queue="wake")
+    wait_for(lambda: ran("committed"), timeout=CEILING, message="the committed task to run")
+    log = worker.stop()
+    assert not ran("rolled-back")
+    assert not Task.objects.filter(arguments__contains="rolled-back").exists()
+    if connection.vendor == "postgresql":
+        # One notification, the committed enqueue's: the rolled-back one was never delivered.
+        assert log.count("Notified of queue 'wake': waking.") == 1, log[-3000:]
+
+
+def test_a_notification_for_another_queue_claims_nothing_outside_its_queue(worker_factory):
+    worker = worker_factory("mine")
+    worker.idle()
+    other = tasks.record("other-queue", queue="other")
+    tasks.record("my-queue", queue="mine")
+    wait_for(lambda: ran("my-queue"), timeout=CEILING, message="the task of its queue to run")
+    log = worker.stop()
+    other.refresh_from_db()
+    assert other.status == Task.QUEUED and other.locked_by is None
+    assert not ran("other-queue")
+    if connection.vendor == "postgresql":
+        assert "Notified of queue 'other', not one of ours." in log, log[-3000:]
+
+
+@on_postgres
+def test_a_dropped_listen_connection_falls_back_to_polling_and_reconnects(worker_factory):
+    worker = worker_factory("drop")
+    worker.idle()
+    (first,) = listening_pids()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [first])
+    # While it reconnects, the poll finds the task (the new LISTEN connection wakes it anyway).
+    tasks.record("while-dropped", queue="drop")
+    wait_for(lambda: ran("while-dropped"), timeout=CEILING, message="a task while dropped")
+    second = wait_for(
+        lambda: [pid for pid in listening_pids() if pid != first],
+        timeout=CEILING,
+        message="a new LISTEN connection",
+    )
+    assert first not in second
+    tasks.record("after-reconnect", queue="drop")
+    wait_for(lambda: ran("after-reconnect"), timeout=CEILING, message="a task after reconnect")
+    log = worker.stop()
+    assert "The LISTEN connection was lost" in log, log[-3000:]
+    assert "Listening for enqueues (connection 2)." in log, log[-3000:]
+    assert "Notified of queue 'drop': waking." in log.split("(connection 2)")[-1], log[-3000:]
+
+
+def test_a_scheduled_task_starts_after_its_run_at_never_before(worker_factory):
+    worker = worker_factory("later")
+    worker.idle()
+    scheduled = [tasks.record(f"at-{i}", queue="later", schedule=1 + i) for i in range(3)]
+    for i in range(3):
+        wait_for(lambda i=i: ran(f"at-{i}"), timeout=CEILING, message=f"at-{i} to run")
+    worker.stop()
+    for i, task in enumerate(scheduled):
+        task.refresh_from_db()
+        first_line = Execution.objects.get(key=f"at-{i}").created_at
+        assert task.status == Task.SUCCEEDED
+        assert first_line >= task.run_at, (first_line, task.run_at)
+        assert task.started_at >= task.run_at
