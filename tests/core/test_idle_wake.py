@@ -8,9 +8,11 @@ probe elsewhere, or the next-due time) and never the old fixed nap. The tests wa
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
@@ -46,40 +48,54 @@ def ran(key: str) -> bool:
     return Execution.objects.filter(key=key).exists()
 
 
-class Worker:
-    def __init__(self, queue: str | None) -> None:
-        args = ("--queue", queue) if queue else ()
-        self.queue = queue
-        self.process = start_process_tasks("--sleep", NAP, "--log-level", "DEBUG", *args)
-        self.log = ""
+BATCH_LINE = re.compile(r" Batch \S+: \{'succeeded': (\d+), 'failed': (\d+), 'retried': (\d+)")
 
-    def idle(self) -> None:
-        """Return once the worker is past its first claim and waiting: on PostgreSQL once it
-        LISTENs; elsewhere once a first task it was given has run (its batch then ends)."""
+
+class Worker:
+    """``process_tasks --sleep 600`` on one queue, logging at DEBUG to a file the test reads."""
+
+    def __init__(self, queue: str | None, log_path: Path) -> None:
+        args = ("--queue", queue) if queue else ()
+        self.queue, self.log_path = queue, log_path
+        self.process = start_process_tasks(
+            "--sleep", NAP, "--log-level", "DEBUG", "--log-file", str(log_path), *args
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def idle(self, succeeded: int) -> None:
+        """Return once the worker has run ``succeeded`` tasks in all and its last batch found
+        nothing: it is waiting (it waits after every empty batch, and only then). On PostgreSQL,
+        also once its LISTEN connection works."""
         if connection.vendor == "postgresql":
             wait_for(listening_pids, timeout=CEILING, message="the worker to LISTEN")
-        else:
-            tasks.record("warm-up", queue=self.queue or "default")
-            wait_for(lambda: ran("warm-up"), timeout=CEILING, message="the warm-up task")
+
+        def waiting() -> bool:
+            batches = [tuple(map(int, m.groups())) for m in BATCH_LINE.finditer(self.log())]
+            done = sum(b[0] for b in batches)
+            return done >= succeeded and bool(batches) and batches[-1] == (0, 0, 0)
+
+        wait_for(waiting, timeout=CEILING, message=f"the worker to be idle after {succeeded}")
 
     def stop(self) -> str:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            _, self.log = self.process.communicate(timeout=CEILING)
+            _, err = self.process.communicate(timeout=CEILING)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            _, self.log = self.process.communicate()
-        assert self.process.returncode == 0, self.log[-3000:]
-        return self.log
+            _, err = self.process.communicate()
+        assert self.process.returncode == 0, err[-3000:]
+        return self.log()
 
 
 @pytest.fixture
-def worker_factory() -> Iterator:
+def worker_factory(tmp_path) -> Iterator:
     started: list[Worker] = []
 
     def start(queue: str | None = None) -> Worker:
-        worker = Worker(queue)
+        worker = Worker(queue, tmp_path / f"worker-{len(started)}.log")
         started.append(worker)
         return worker
 
@@ -92,9 +108,8 @@ def worker_factory() -> Iterator:
 
 def test_an_enqueue_wakes_the_idle_worker(worker_factory):
     worker = worker_factory()
-    worker.idle()
-    # One after another, each once the previous ran: the worker is idle again for most of them.
     for i in range(3):
+        worker.idle(succeeded=i)
         tasks.record(f"woken-{i}")
         wait_for(lambda i=i: ran(f"woken-{i}"), timeout=CEILING, message=f"woken-{i} to run")
     worker.stop()
@@ -102,7 +117,7 @@ def test_an_enqueue_wakes_the_idle_worker(worker_factory):
 
 def test_a_rolled_back_enqueue_wakes_nobody_and_runs_nothing(worker_factory):
     worker = worker_factory("wake")
-    worker.idle()
+    worker.idle(succeeded=0)
 
     class Abandon(Exception):
         pass
@@ -122,8 +137,15 @@ def test_a_rolled_back_enqueue_wakes_nobody_and_runs_nothing(worker_factory):
 
 def test_a_notification_for_another_queue_claims_nothing_outside_its_queue(worker_factory):
     worker = worker_factory("mine")
-    worker.idle()
+    worker.idle(succeeded=0)
     other = tasks.record("other-queue", queue="other")
+    if connection.vendor == "postgresql":
+        wait_for(
+            lambda: "Notified of queue 'other', not one of ours." in worker.log(),
+            timeout=CEILING,
+            message="the other queue's notification to arrive",
+        )
+    worker.idle(succeeded=0)
     tasks.record("my-queue", queue="mine")
     wait_for(lambda: ran("my-queue"), timeout=CEILING, message="the task of its queue to run")
     log = worker.stop()
@@ -137,7 +159,7 @@ def test_a_notification_for_another_queue_claims_nothing_outside_its_queue(worke
 @on_postgres
 def test_a_dropped_listen_connection_falls_back_to_polling_and_reconnects(worker_factory):
     worker = worker_factory("drop")
-    worker.idle()
+    worker.idle(succeeded=0)
     (first,) = listening_pids()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [first])
@@ -160,7 +182,7 @@ def test_a_dropped_listen_connection_falls_back_to_polling_and_reconnects(worker
 
 def test_a_scheduled_task_starts_after_its_run_at_never_before(worker_factory):
     worker = worker_factory("later")
-    worker.idle()
+    worker.idle(succeeded=0)
     scheduled = [tasks.record(f"at-{i}", queue="later", schedule=1 + i) for i in range(3)]
     for i in range(3):
         wait_for(lambda i=i: ran(f"at-{i}"), timeout=CEILING, message=f"at-{i} to run")
