@@ -31,7 +31,7 @@ import threading
 import time
 import weakref
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import DatabaseError, connections, router
 
@@ -169,6 +169,7 @@ class IdleWaiter:
         self.listen = conf.listen() if listen is None else listen
         self.listener: Listener | None = None
         self._last_id: int | None = None
+        self._slept_until: datetime | None = None  # the run_at the last wait slept until
         # A worker that forgets close() (process_tasks simply drops its waiter) still stops
         # listening and leaves the registry when the waiter is collected.
         self._listeners: list[Listener] = []
@@ -200,21 +201,28 @@ class IdleWaiter:
 
     # -- waiting -----------------------------------------------------------------------------
 
-    def _seconds_until(self, due: datetime | None) -> float | None:
-        if due is None:
-            return None
-        # A millisecond late rather than a moment early: woken early, the claim would find
-        # nothing and the worker would wait again.
-        return max(0.0, (due - clock.now(self.alias)).total_seconds() + 0.001)
-
-    def _next_due(self) -> float | None:
-        """Seconds until the next scheduled task of our queues is due (None: none scheduled)."""
+    def _next_due(self) -> tuple[datetime, float, bool] | None:
+        """The next scheduled task's ``run_at`` among our queues, the ``time.monotonic()`` at
+        which to claim it, and whether that is still ahead; None when none is scheduled."""
+        after = clock.now(self.alias)
+        retry, self._slept_until = self._slept_until, None
+        if retry is not None and retry <= after:
+            # The last wait slept until this run_at, yet the claim found nothing (the claim read
+            # the clock a hair early): ask again from just before it, once, rather than leaving
+            # it to the end of the nap. Once only: a task held back (a paused queue) must not
+            # keep the worker spinning.
+            after = retry - timedelta(microseconds=1)
         if self.serves is None or len(self.serves) != 1:
-            due = self.store.next_due_at(None)
+            due = self.store.next_due_at(None, after=after)
         else:
             (queue,) = self.serves
-            due = self.store.next_due_at(queue)
-        return self._seconds_until(due)
+            due = self.store.next_due_at(queue, after=after)
+        if due is None:
+            return None
+        # Measured after the query, which can take a while on a loaded server: measured before,
+        # the worker would wake that much early. A millisecond late rather than a moment early.
+        seconds = (due - clock.now(self.alias)).total_seconds() + 0.001
+        return due, time.monotonic() + max(0.0, seconds), seconds > 0
 
     def _inserted(self) -> bool:
         """True if a task was inserted since the last look (the poll without LISTEN)."""
@@ -241,17 +249,22 @@ class IdleWaiter:
                 # baselines carry over from wait to wait, so nothing slips between them.
                 self._inserted()
                 return True
-            until_due = self._next_due()
+            next_due = self._next_due()
         except DatabaseError:
             return True
-        due_at = None if until_due is None else started + until_due
-        if due_at is not None and due_at <= end:
+        due_at = None
+        if next_due is not None and next_due[1] <= end:
+            due, due_at, ahead = next_due
             end = due_at
         next_poll = started + conf.idle_poll()
         while True:
             now = time.monotonic()
             if now >= end:
-                return due_at is not None and end == due_at
+                if due_at is None:
+                    return False
+                if ahead:  # slept until it (it was not due already when asked)
+                    self._slept_until = due
+                return True
             slice_end = min(end, now + STOP_CHECK_SECONDS)
             if not self.listening:
                 slice_end = min(slice_end, next_poll)

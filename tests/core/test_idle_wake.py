@@ -193,3 +193,44 @@ def test_a_scheduled_task_starts_after_its_run_at_never_before(worker_factory):
         assert task.status == Task.SUCCEEDED
         assert first_line >= task.run_at, (first_line, task.run_at)
         assert task.started_at >= task.run_at
+
+
+@on_postgres
+def test_through_pgbouncer_in_transaction_mode_it_finds_listen_silent_and_polls(tmp_path):
+    from tests.faults.servers import PgBouncer, ServerUnavailable
+
+    settings = connection.settings_dict
+    try:
+        bouncer = PgBouncer(int(settings["PORT"] or 5432), upstream_host=settings["HOST"])
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+    bouncer.start()
+    log_path = tmp_path / "worker.log"
+    process = start_process_tasks(
+        "--sleep",
+        NAP,
+        "--log-level",
+        "DEBUG",
+        "--log-file",
+        str(log_path),
+        "--queue",
+        "pooled",
+        DATABASE_URL=f"{bouncer.url}/postgres",
+    )
+    try:
+        wait_for(
+            lambda: log_path.exists() and "did not reach this worker" in log_path.read_text(),
+            timeout=CEILING,
+            message="the worker to find that LISTEN does not work through PgBouncer",
+        )
+        tasks.record("through-pgbouncer", queue="pooled")
+        wait_for(lambda: ran("through-pgbouncer"), timeout=CEILING, message="a polled task")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=CEILING) == 0
+        assert "New task(s) inserted: waking." in log_path.read_text()
+        assert not listening_pids()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+        bouncer.destroy()
