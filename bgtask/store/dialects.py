@@ -135,14 +135,21 @@ class Dialect:
         table, hint = self.table, self._due_index_hint(queue)
         scope = "status = 'queued'" + ("" if queue is None else " AND queue = %s")
         scope_params = [] if queue is None else [queue]
+        # ORDER BY ... LIMIT 1 rather than MAX()/MIN(): with the index's priority DESC and a
+        # queue prefix, PostgreSQL and MariaDB turned MAX(priority) into a read of every entry
+        # (EXPLAIN: 40 ms and 1.4 s beside 200,000 scheduled tasks); a LIMIT 1 in the index's
+        # own order is one probe on every database.
         sql = (
             "WITH RECURSIVE p(priority) AS ("
-            f"SELECT MAX(priority) FROM {table}{hint} WHERE {scope} "
+            f"SELECT (SELECT priority FROM {table}{hint} WHERE {scope} "
+            "ORDER BY priority DESC LIMIT 1) "
             "UNION ALL "
-            f"SELECT (SELECT MAX(priority) FROM {table}{hint} WHERE {scope} "
-            "AND priority < p.priority) FROM p WHERE p.priority IS NOT NULL) "
-            f"SELECT MIN((SELECT MIN(run_at) FROM {table}{hint} WHERE {scope} "
-            "AND priority = p.priority AND run_at > %s)) FROM p WHERE p.priority IS NOT NULL"
+            f"SELECT (SELECT priority FROM {table}{hint} WHERE {scope} "
+            "AND priority < p.priority ORDER BY priority DESC LIMIT 1) "
+            "FROM p WHERE p.priority IS NOT NULL) "
+            f"SELECT MIN((SELECT run_at FROM {table}{hint} WHERE {scope} "
+            "AND priority = p.priority AND run_at > %s ORDER BY run_at LIMIT 1)) "
+            "FROM p WHERE p.priority IS NOT NULL"
         )
         params = [*scope_params, *scope_params, *scope_params, self.adapt_datetime(after)]
         with self.connection.cursor() as cursor:
@@ -352,6 +359,42 @@ class MySQLDialect(Dialect):
             task.status, task.locked_by, task.locked_until = Task.RUNNING, worker_id, lease_until
             task.started_at = now
         return rows
+
+    def next_due_after(self, after, queue):
+        # The priorities walked one statement at a time, as the claim walks them. One
+        # statement cannot do it here: MariaDB ranges neither on an outer reference
+        # (priority < p.priority in a recursive CTE) nor by a loose index scan of the DESC
+        # key part (GROUP BY priority), and read every queued row either way (0.5 to 1.4 s
+        # beside 200,000 scheduled tasks, by EXPLAIN). With literal values each step is one
+        # index probe: two statements per distinct priority of the queued tasks.
+        scope = "status = 'queued'" + ("" if queue is None else " AND queue = %s")
+        scope_params = [] if queue is None else [queue]
+        next_priority = f"SELECT priority FROM {self.table} WHERE {scope}"
+        first_run_at = (
+            f"SELECT run_at FROM {self.table} WHERE {scope} AND priority = %s AND run_at > %s "
+            "ORDER BY run_at LIMIT 1"
+        )
+        after_value = self.adapt_datetime(after)
+        earliest = None
+        priority = None
+        with self.connection.cursor() as cursor:
+            while True:
+                if priority is None:
+                    cursor.execute(f"{next_priority} ORDER BY priority DESC LIMIT 1", scope_params)
+                else:
+                    cursor.execute(
+                        f"{next_priority} AND priority < %s ORDER BY priority DESC LIMIT 1",
+                        [*scope_params, priority],
+                    )
+                found = cursor.fetchone()
+                if found is None:
+                    break
+                priority = found[0]
+                cursor.execute(first_run_at, [*scope_params, priority, after_value])
+                row = cursor.fetchone()
+                if row is not None and (earliest is None or row[0] < earliest):
+                    earliest = row[0]
+        return None if earliest is None else to_aware(earliest, self.connection.timezone)
 
     def finish_successes(self, rows):
         # No UPDATE ... RETURNING here: lock the rows that are still ours, then write those in
