@@ -67,8 +67,12 @@ FULL = {
     "peers_drain": 3_000,
     "peers_slow_drain": 600,
     "peers_enqueue": 1_000,
+    # Enqueue to start (issue 18): tasks enqueued one every 0.5 s to an idle worker, and tasks
+    # scheduled 2 s ahead (benchmarks/latency.py); not divided by --quick below 10.
+    "latency": 40,
+    "latency_scheduled": 10,
 }
-WORKLOADS = ("drain", "enqueue", "bulk", "parallel", "backlog", "rss", "peers")
+WORKLOADS = ("drain", "enqueue", "bulk", "parallel", "backlog", "rss", "latency", "peers")
 
 
 def log(message: str) -> None:
@@ -144,6 +148,12 @@ def prepare(vendor: str, peers: bool) -> None:
 def peer_run(peer: str, workload: str, n: int, vendor: str) -> dict:
     command = [peer_python(), "-m", "benchmarks.peer_workloads", peer, workload, "--n", str(n)]
     return run_json(command, vendor)
+
+
+def peer_procrastinate_url() -> str:
+    from benchmarks.peerqueues import PROCRASTINATE_URL
+
+    return PROCRASTINATE_URL
 
 
 def parallel(vendor: str, n: int, workers: int) -> dict:
@@ -244,6 +254,22 @@ def measure(options) -> dict:
                     5,
                 ),
                 vendor,
+            )
+    if want("latency"):
+        latency_args = ["--n", max(10, sizes["latency"]), "--scheduled", sizes["latency_scheduled"]]
+        for vendor in options.dbs:
+            log(f"enqueue to start, {sizes['latency']} tasks on {vendor}")
+            command = [sys.executable, "-m", "benchmarks.latency", *map(str, latency_args)]
+            results[f"latency/{vendor}"] = run_json(command, vendor)
+            if vendor == "postgres":
+                log("enqueue to start on postgres without LISTEN")
+                results["latency/postgres/poll"] = run_json([*command, "--listen", "off"], vendor)
+        if "postgres" in options.dbs and not options.skip_peers:
+            log(f"enqueue to start, {sizes['latency']} tasks with Procrastinate")
+            dbs.create_database("postgres", database_url=peer_procrastinate_url())
+            command = [peer_python(), "-m", "benchmarks.peerqueues.latency"]
+            results["latency/procrastinate"] = run_json(
+                [*command, *map(str, latency_args)], "postgres"
             )
     if want("parallel") and "postgres" in options.dbs:
         for workers in (1, *options.workers):
@@ -387,6 +413,51 @@ def table(results: dict, options) -> str:
             "< 100 MB, flat",
             r["peak_rss_mb"] < 100 and flat and r["succeeded"] == r["n"],
         )
+    latency = latency_table(results, options)
+    return "\n".join(lines) + (f"\n\n{latency}" if latency else "")
+
+
+def latency_table(results: dict, options) -> str:
+    """Enqueue to start (issue 18), one row per worker, its targets beside it."""
+    rows = [(vendor, results.get(f"latency/{vendor}")) for vendor in options.dbs]
+    rows.append(("postgres/poll", results.get("latency/postgres/poll")))
+    rows.append(("procrastinate", results.get("latency/procrastinate")))
+    rows = [(key, figures) for key, figures in rows if figures]
+    if not rows:
+        return ""
+    lines = [
+        "| enqueue to start (idle worker, default settings) | p50 | p95 | max | scheduled 2 s "
+        "ahead: lateness p95 | idle queries/s | target | |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    labels = {
+        "sqlite": "bgtask, SQLite (polls the highest id)",
+        "postgres": "bgtask, PostgreSQL (LISTEN)",
+        "mariadb": "bgtask, MariaDB (polls the highest id)",
+        "postgres/poll": "bgtask, PostgreSQL, BGTASK_LISTEN = False",
+        "procrastinate": "Procrastinate, PostgreSQL (LISTEN)",
+    }
+    peer = results.get("latency/procrastinate")
+    for key, f in rows:
+        now, later = f["immediate"], f["scheduled_lateness"]
+        qps = f.get("idle_queries_per_second")
+        target, ok = "", None
+        if key == "postgres":
+            target = "p50 <= 10 ms, p95 <= 25 ms, <= Procrastinate's, <= 1 query/s"
+            ok = now.get("p50_ms", 1e9) <= 10 and now.get("p95_ms", 1e9) <= 25 and qps <= 1
+            if peer:
+                ok = ok and now["p50_ms"] <= peer["immediate"]["p50_ms"]
+        elif key in ("sqlite", "mariadb"):
+            target = "p50 <= 250 ms; scheduled p95 <= 50 ms late"
+            ok = now.get("p50_ms", 1e9) <= 250 and later.get("p95_ms", 1e9) <= 50
+        missing = f" ({f['missing']} missing)" if f.get("missing") else ""
+        early = f" ({f['scheduled_early']} early!)" if f.get("scheduled_early") else ""
+        lines.append(
+            f"| {labels[key]}{missing} | {now.get('p50_ms', 0):,.1f} ms | "
+            f"{now.get('p95_ms', 0):,.1f} ms | {now.get('max_ms', 0):,.1f} ms | "
+            f"{later.get('p95_ms', 0):,.1f} ms{early} | "
+            f"{'-' if qps is None else f'{qps:.2f}'} | {target} | {verdict(ok)} |"
+        )
     return "\n".join(lines)
 
 
@@ -528,7 +599,8 @@ def main() -> None:
             sizes[key] = given if given is not None else (value // 10 if options.quick else value)
     options.sizes = sizes
 
-    if (not options.skip_peers and options.only & {"drain", "enqueue"}) or "peers" in options.only:
+    wants_venv = options.only & {"drain", "enqueue", "latency"}
+    if (not options.skip_peers and wants_venv) or "peers" in options.only:
         ensure_peers_venv()
     info = machine()
     now = datetime.datetime.now(datetime.UTC)

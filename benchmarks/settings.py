@@ -18,3 +18,6 @@ LOGGING = {
     "loggers": {"bgtask": {"handlers": ["console"], "level": "WARNING"}},
 }
 SILENCED_SYSTEM_CHECKS = ["models.W037"]  # MariaDB: migration 0002 adds full indexes
+# The enqueue-to-start workload's polling row (benchmarks/latency.py --listen off).
+if os.environ.get("BENCH_LISTEN") == "off":
+    BGTASK_LISTEN = False

@@ -37,6 +37,13 @@ class BgtaskConfig(AppConfig):
         from bgtask.signals import task_enqueued, tasks_bulk_enqueued
 
         task_enqueued.connect(on_task_enqueued, dispatch_uid="bgtask_aws_wake")
+        # Idle workers (issue 18): pg_notify on PostgreSQL, and this process's waiters on commit.
+        from bgtask.enqueue import announce
+
+        task_enqueued.connect(announce.on_task_enqueued, dispatch_uid="bgtask_announce")
+        tasks_bulk_enqueued.connect(
+            announce.on_tasks_bulk_enqueued, dispatch_uid="bgtask_announce_bulk"
+        )
         tasks_bulk_enqueued.connect(on_tasks_bulk_enqueued, dispatch_uid="bgtask_aws_wake_bulk")
         # BGTASK_IMMEDIATE (tests): read at each enqueue; the worker is imported only when it runs.
         from bgtask.testing import immediate

@@ -37,6 +37,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     readers += (conf.lease_seconds,)  # reliability
     readers += (conf.retention, conf.prune_chunk_size)  # features
     readers += (conf.outcome_batch, conf.outcome_max_delay, conf.async_commit)  # outcomes
+    readers += (conf.listen, conf.idle_poll)  # idle workers
     for reader in readers:
         try:
             reader()

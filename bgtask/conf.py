@@ -128,6 +128,17 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Run each enqueued task through run_batch when the transaction that wrote it commits "
         "(for tests; see bgtask.testing).",
     ),
+    # Idle workers (issue 18)
+    "BGTASK_LISTEN": (
+        "auto",
+        'PostgreSQL: idle workers LISTEN for enqueues and start them at once. "auto": on unless '
+        "a test notification does not arrive (PgBouncer in transaction mode); False: poll.",
+    ),
+    "BGTASK_IDLE_POLL": (
+        0.25,
+        "Seconds between an idle worker's checks for new tasks when it cannot LISTEN "
+        "(SQLite, MariaDB, PgBouncer): one primary-key probe each.",
+    ),
     # Admin (issue 13): substring search reads every row, so it is opt-in.
     "BGTASK_ADMIN_FULL_SEARCH": (
         False,
@@ -349,3 +360,15 @@ def immediate() -> bool:
 
 def admin_full_search() -> bool:
     return bool(get("BGTASK_ADMIN_FULL_SEARCH"))
+
+
+def listen() -> bool | str:
+    """``BGTASK_LISTEN``: True, False or ``"auto"``."""
+    value = get("BGTASK_LISTEN")
+    if value is True or value is False or value == "auto":
+        return value
+    raise ImproperlyConfigured(f'BGTASK_LISTEN must be True, False or "auto", got {value!r}.')
+
+
+def idle_poll() -> float:
+    return float(_positive_number("BGTASK_IDLE_POLL", integer=False))

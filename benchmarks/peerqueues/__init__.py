@@ -25,10 +25,12 @@ HUEY_PATH = os.environ.get("BENCH_HUEY_PATH", str(DATA_DIR / "huey.sqlite3"))
 
 _MARK_DIR = os.environ.get("BENCH_MARK_DIR")
 _MARKED = {0, int(os.environ.get("BENCH_MARK_LAST", "-1"))} if _MARK_DIR else set()
+#: Mark every task (the enqueue-to-start workload, benchmarks/peerqueues/latency.py).
+_MARK_ALL = bool(_MARK_DIR) and os.environ.get("BENCH_MARK_ALL") == "1"
 
 
 def noop_body(number: int) -> None:
-    if number in _MARKED:
+    if number in _MARKED or _MARK_ALL:
         stamp = repr(time.time())
         partial = Path(_MARK_DIR, f"{number}.partial")
         partial.write_text(stamp)

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import router
 
+from bgtask.enqueue.announce import gathered
 from bgtask.enqueue.readiness import writing_tasks
 from bgtask.features.uniqueness import insert_unique
 from bgtask.models import Task
@@ -61,6 +62,7 @@ def enqueue_rows(
         return []
     with writing_tasks(using):
         created = TaskStore(using).insert_many([Task(**fields) for fields in rows])
-    for task in created:
-        task_enqueued.send(sender=Task, task=task)
+    with gathered():  # one wake-up per queue, not one per task
+        for task in created:
+            task_enqueued.send(sender=Task, task=task)
     return created

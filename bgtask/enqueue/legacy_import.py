@@ -32,6 +32,7 @@ from django.db import connections, models, router, transaction
 from django.utils import timezone
 
 from bgtask import conf, registry
+from bgtask.enqueue.announce import gathered
 from bgtask.enqueue.validation import check_priority, check_queue, check_verbose_name
 from bgtask.features.repeating import check_repeat
 from bgtask.models import ImportedTask, Task
@@ -207,8 +208,9 @@ def write_plan(plan: ImportPlan, using: str, *, now: datetime | None = None) -> 
         )
 
     def announce() -> None:
-        for task in created:
-            task_enqueued.send(sender=Task, task=task)
+        with gathered():  # one wake-up of idle workers per queue, not one per task
+            for task in created:
+                task_enqueued.send(sender=Task, task=task)
 
     # After the outermost commit (the command wraps reading and writing in one transaction), so a
     # receiver (the Lambda wake-up) never sees tasks that could still be rolled back.

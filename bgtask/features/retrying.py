@@ -7,8 +7,10 @@ retry``. Each is one conditional UPDATE, so a task a worker changed meanwhile is
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.db.models import QuerySet
 
+from bgtask.enqueue.announce import announce
 from bgtask.models import Task
 from bgtask.store import TaskStore
 
@@ -18,11 +20,23 @@ RETRYABLE = (Task.FAILED, Task.CANCELLED)
 
 def run_now(tasks: QuerySet) -> int:
     """Make queued tasks due at once (a scheduled or backing-off task jumps its wait)."""
-    return TaskStore(tasks.db).make_due_now(tasks)
+    return _announced(tasks, (Task.QUEUED,), TaskStore(tasks.db).make_due_now)
 
 
 def retry_failed(tasks: QuerySet) -> int:
     """Put failed and cancelled tasks back in the queue, due now, with their attempts reset.
     ``last_error`` is kept until the next run overwrites it; a unique task comes back without its
     key."""
-    return TaskStore(tasks.db).requeue(tasks, RETRYABLE)
+    store = TaskStore(tasks.db)
+    return _announced(tasks, RETRYABLE, lambda chosen: store.requeue(chosen, RETRYABLE))
+
+
+def _announced(tasks: QuerySet[Task], statuses: tuple[str, ...], change) -> int:
+    """Run ``change(tasks)`` (it makes some of ``tasks`` due now) and wake idle workers for their
+    queues, in one transaction: they are woken only if the change commits."""
+    with transaction.atomic(using=tasks.db):
+        queues = set(tasks.filter(status__in=statuses).values_list("queue", flat=True).distinct())
+        count = change(tasks)
+        if count:
+            announce(queues, tasks.db)
+    return count

@@ -34,6 +34,8 @@ FIELD_NAMES = frozenset(f.name for f in Task._meta.concrete_fields if not f.prim
 INSERT_PARAMS = 30_000
 # A worker host whose last batch is older than this is forgotten when a new host appears.
 WORKER_HOST_MEMORY = timedelta(days=7)
+#: The PostgreSQL channel an enqueue notifies (payload: the queue) and idle workers LISTEN on.
+NOTIFY_CHANNEL = "bgtask_enqueued"
 # How long a write keeps retrying while SQLite reports another writer holds the lock.
 SQLITE_LOCKED_PATIENCE = 60.0
 
@@ -291,6 +293,35 @@ class TaskStore:
             for start in range(0, len(values), per_statement):
                 self.dialect.insert(all_names, values[start : start + per_statement])
         return len(values)
+
+    # -- waking idle workers ------------------------------------------------------------------
+
+    def announce(self, queues: Sequence[str]) -> None:
+        """Wake the workers listening for ``queues``: ``pg_notify`` on PostgreSQL, in the caller's
+        transaction (delivered only when it commits), nothing elsewhere.
+
+        Call it after writing tasks that are due now by any path other than an enqueue (which
+        announces itself): a retry due at once, an admin "run now".
+
+        >>> TaskStore().announce(["default"])
+        """
+        if queues:
+            self.dialect.notify(NOTIFY_CHANNEL, queues)
+
+    def next_due_at(
+        self, queue: str | None = None, after: datetime | None = None
+    ) -> datetime | None:
+        """When the next queued task (of ``queue``) becomes due: the earliest ``run_at`` later
+        than ``after`` (default: now, by the database clock), or None when none is scheduled.
+
+        Tasks already due are left out: one still queued after a claim is held back (a paused
+        queue, a concurrency limit), and an idle worker must not spin on it."""
+        after = after or clock.now(self.alias)
+        return self._run(lambda: self.dialect.next_due_after(after, queue))
+
+    def latest_id(self) -> int:
+        """The highest task id, 0 when the table is empty (one primary-key probe)."""
+        return self._run(self.dialect.latest_id)
 
     # -- outcomes ---------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.dispatch import Signal
 
 from bgtask import clock, signals
+from bgtask.enqueue.announce import announce
 from bgtask.features import repeating
 from bgtask.models import Task
 from bgtask.store import TaskStore
@@ -307,6 +308,8 @@ class Completer:
                     run_at,
                 )
                 task.locked_by = task.locked_until = None
+                if run_at <= now:  # a retry due at once: wake idle workers for its queue
+                    announce([task.queue], self.store.alias)
                 _send(signals.task_retried, task, error=error)
             logger.warning(
                 "Task %s #%s failed (attempt %d), retrying at %s: %s",

@@ -57,6 +57,8 @@ def test_checks_refuse_naive_time_and_bad_settings(settings):
         ("BGTASK_OUTCOME_BATCH", "50"),
         ("BGTASK_OUTCOME_MAX_DELAY", -0.01),
         ("BGTASK_ASYNC_COMMIT", "yes"),
+        ("BGTASK_LISTEN", "on"),
+        ("BGTASK_IDLE_POLL", 0),
     ],
 )
 def test_checks_refuse_bad_outcome_settings(settings, name, value):

@@ -33,6 +33,7 @@ from bgtask.models import Task
 from bgtask.store import TaskStore
 from bgtask.worker.batch import run_batch
 from bgtask.worker.completer import OWED, Completer
+from bgtask.worker.idle import IdleWaiter
 from bgtask.worker.outages import first_line, is_outage, unavailable
 
 logger = logging.getLogger("bgtask.process_tasks")
@@ -119,7 +120,8 @@ class Command(BaseCommand):
             "--sleep",
             type=float,
             default=5.0,
-            help="Seconds to sleep when no task was due. Default 5.",
+            help="Longest wait, in seconds, when no task was due: an idle worker wakes sooner on an "
+            "enqueue or when the next scheduled task falls due. Default 5.",
         )
         parser.add_argument(
             "--concurrency",
@@ -195,6 +197,7 @@ class Command(BaseCommand):
         totals = {"succeeded": 0, "failed": 0, "retried": 0}
         outage = Outage()
         checked = False
+        waiter = IdleWaiter(None if queue is None else [queue])  # wakes on enqueue, or when due
         while not stop.is_set():
             budget = FOREVER_SLICE_SECONDS if forever else end - time.monotonic()
             if budget <= 0:
@@ -227,7 +230,7 @@ class Command(BaseCommand):
             if result.ran == 0 and not result.budget_spent:
                 pause = sleep if forever else min(sleep, end - time.monotonic())
                 if pause > 0:
-                    stop.wait(pause)
+                    waiter.wait(pause, stop)
         return totals
 
     def _settle_before_exit(self) -> None:
