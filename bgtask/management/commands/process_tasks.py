@@ -120,8 +120,8 @@ class Command(BaseCommand):
             "--sleep",
             type=float,
             default=5.0,
-            help="Longest wait, in seconds, when no task was due: an idle worker wakes sooner on an "
-            "enqueue or when the next scheduled task falls due. Default 5.",
+            help="Longest wait, in seconds, when no task was due: an idle worker wakes sooner "
+            "on an enqueue or when the next scheduled task falls due. Default 5.",
         )
         parser.add_argument(
             "--concurrency",
