@@ -5,6 +5,9 @@
 PYTHON ?= python3.12
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The venv of the Python 3.13 pass (test-py313).
+PY313 ?= python3.13
+PY313_VENV ?= .venv-py313
 # The venv of the Django 5.2 LTS pass (test-django52).
 DJ52_VENV ?= .venv-dj52
 # Databases the suite runs against; `make test DBS=sqlite` when no servers are at hand.
@@ -46,9 +49,9 @@ lint: $(BIN)/.installed
 # (make test-loaded), so a second suite beside one is load they are built for. The venvs are
 # installed first, one at a time: two editable installs at once would both write *.egg-info.
 TEST_JOBS ?= 2
-LANE_POSTGRES := lint docs $(if $(filter postgres,$(DBS)),test-postgres test-pgbouncer)
+LANE_POSTGRES := lint docs $(if $(filter postgres,$(DBS)),test-postgres test-pgbouncer) test-py313
 LANE_OTHERS := $(addprefix test-,$(filter-out postgres,$(DBS))) test-django52
-test: $(BIN)/.docs-installed $(DJ52_VENV)/bin/.installed
+test: $(BIN)/.docs-installed $(DJ52_VENV)/bin/.installed $(PY313_VENV)/bin/.installed
 	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-lane-postgres test-lane-others
 
 .PHONY: test-lane-postgres test-lane-others
@@ -127,8 +130,6 @@ wheel-check: $(BIN)/.installed
 
 # Issue 22: the suite on SQLite under Python 3.13 (pyenv's 3.13, its own venv), but for the browser
 # test (the Playwright driver is the same on both) and the slow fault loops, as in test-django52.
-PY313 ?= python3.13
-PY313_VENV ?= .venv-py313
 $(PY313_VENV)/bin/.installed: pyproject.toml
 	PYENV_VERSION=3.13 $(PY313) -m venv $(PY313_VENV)
 	$(PY313_VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip
