@@ -179,6 +179,9 @@ class Task(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.task_name} #{self.pk} ({self.status})"
+
     @classmethod
     def check(cls, **kwargs):
         """Django's model checks, less ``models.W037`` for this model's own indexes.
@@ -190,9 +193,6 @@ class Task(models.Model):
         conditional index still gets it, and ``SILENCED_SYSTEM_CHECKS`` stays the user's.
         """
         return [error for error in super().check(**kwargs) if error.id != "models.W037"]
-
-    def __str__(self) -> str:
-        return f"{self.task_name} #{self.pk} ({self.status})"
 
     @property
     def args(self) -> list[Any]:

@@ -103,10 +103,11 @@ def test_a_users_own_conditional_index_still_gets_w037_on_mariadb():
             class Meta:
                 app_label = "sampleapp"
                 indexes = [
-                    models.Index(
-                        fields=["id"], condition=models.Q(paid=False), name="unpaid_idx"
-                    )
+                    models.Index(fields=["id"], condition=models.Q(paid=False), name="unpaid_idx")
                 ]
+
+            def __str__(self) -> str:
+                return str(self.pk)
 
         ids = [error.id for error in Invoice.check(databases=["default"])]
     assert ids == ["models.W037"]
