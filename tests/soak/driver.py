@@ -325,6 +325,8 @@ class Soak:
     def _stop_workers(self) -> None:
         for slot in self.slots:
             if slot.process is not None and slot.process.poll() is None:
+                assert slot.record is not None
+                slot.record.terminated = True
                 slot.process.send_signal(signal.SIGTERM)
         for slot in self.slots:
             if slot.process is None:

@@ -7,6 +7,7 @@ tested apart from the chaos that produced the data.
 
 from __future__ import annotations
 
+import signal
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,9 @@ class Worker:
     ended: float | None = None
     returncode: int | None = None
     killed: bool = False  # by the soak's SIGKILL fault
+    # Sent SIGTERM by the soak at the end; dying of it (exit -15, before process_tasks installs
+    # its handler or after it restores the default) is then the soak's doing, not a crash.
+    terminated: bool = False
 
 
 @dataclass
@@ -219,7 +223,13 @@ def judge(ev: Evidence) -> Verdict:
                 f"(BGTASK_OUTCOME_BATCH = {ev.outcome_batch})"
             )
             per_kill[id(repeat.fault)] = 0  # said once
-    died = [w for w in ev.workers if w.returncode not in (None, 0) and not w.killed]
+    died = [
+        w
+        for w in ev.workers
+        if w.returncode not in (None, 0)
+        and not w.killed
+        and not (w.terminated and w.returncode == -signal.SIGTERM)
+    ]
     if died:
         problems.append(
             f"{len(died)} worker(s) died on their own: "
@@ -265,7 +275,11 @@ def render(ev: Evidence, verdict: Verdict, title: str) -> str:
         f"{verdict.uncertain_committed} committed anyway (counted as enqueued)"
     )
     exits = Counter(
-        "SIGKILL (fault)" if w.killed else f"exit {w.returncode}"
+        "SIGKILL (fault)"
+        if w.killed
+        else "SIGTERM (end)"
+        if w.terminated and w.returncode == -signal.SIGTERM
+        else f"exit {w.returncode}"
         for w in ev.workers
         if w.ended is not None
     )

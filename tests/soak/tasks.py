@@ -12,7 +12,7 @@ from bgtask import background
 from tests.soak.ledger import LEDGER_ENV
 
 #: A task body long enough for a fault to land while one runs.
-WORK_SECONDS = 0.02
+WORK_SECONDS = 0.05
 
 
 @background(name="soak.ledger")

@@ -81,8 +81,14 @@ def test_frozen_and_clean_exit_during_outage_repeats_are_reported_as_pending():
 
 
 def test_a_worker_that_died_on_its_own_is_a_problem():
-    workers = [Worker(11, "long", T0, T0 + 5, 1)]
-    assert "died on their own" in judge(evidence({}, workers=workers)).problems[0]
+    workers = [Worker(11, "long", T0, T0 + 5, 1), Worker(12, "cron", T0, T0 + 5, -15)]
+    problems = judge(evidence({}, workers=workers)).problems
+    assert len(problems) == 1 and "pid 11 exit 1, pid 12 exit -15" in problems[0]
+
+
+def test_dying_of_the_soaks_own_closing_sigterm_is_not_a_crash():
+    workers = [Worker(12, "cron", T0, T0 + 5, -15, terminated=True)]
+    assert judge(evidence({}, workers=workers)).problems == []
 
 
 def test_ledger_lines_are_read_per_key_in_time_order(tmp_path):
