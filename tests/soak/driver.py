@@ -360,6 +360,17 @@ class Soak:
             enqueued_at=enqueued_at,
         )
         verdict = ledger.judge(evidence)
+        # The raw timeline, absolute times (time.time()), for reading the logs beside it.
+        (self.workdir / "timeline.json").write_text(
+            json.dumps(
+                {
+                    "origin": self.origin,
+                    "faults": [vars(f) for f in self.state.faults],
+                    "workers": [vars(w) for w in self.state.workers],
+                },
+                indent=1,
+            )
+        )
         config = self.config
         title = (
             f"soak on {config.db}: {config.duration:g} s of faults, seed {config.seed}, "
