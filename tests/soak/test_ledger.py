@@ -6,6 +6,7 @@ from tests.soak.ledger import (
     RESTART_FAST,
     SIGKILL,
     SIGSTOP,
+    STOP,
     Evidence,
     Fault,
     Worker,
@@ -59,6 +60,31 @@ def test_a_sigkill_repeat_is_allowed_up_to_one_group_per_kill():
     assert judge(evidence(runs, faults=[kill], workers=workers, batch=3)).problems == []
     problems = judge(evidence(runs, faults=[kill], workers=workers, batch=2)).problems
     assert len(problems) == 1 and "more than one group" in problems[0]
+
+
+def test_a_kill_explains_only_runs_of_the_killed_worker_shortly_before_it():
+    kill = Fault(SIGKILL, T0 + 200, T0 + 200, pid=11)
+    workers = [Worker(11, "long", T0, T0 + 200, -9, killed=True)]
+    # pid 11 ran key 1 long before it was killed (three leases are 30 s): not the kill's doing.
+    verdict = judge(evidence({1: [(T0 + 100, 11), (T0 + 120, 12)]}, faults=[kill], workers=workers))
+    assert verdict.repeats[0].reason == "unexplained"
+
+
+def test_a_freeze_explains_a_repeat_only_if_the_other_run_fell_in_it():
+    freeze = Fault(SIGSTOP, T0 + 10, T0 + 80, pid=11)
+    # pid 11 ran key 1 after its thaw, the other run came later: no overlap with the freeze.
+    verdict = judge(evidence({1: [(T0 + 85, 11), (T0 + 200, 12)]}, faults=[freeze]))
+    assert verdict.repeats[0].reason == "unexplained"
+
+
+def test_a_success_owed_across_an_outage_longer_than_the_lease_is_reported_apart():
+    outage = Fault(STOP, T0 + 100, T0 + 116)
+    workers = [Worker(21, "long", T0, None, None)]  # alive throughout
+    verdict = judge(
+        evidence({1: [(T0 + 100.1, 21), (T0 + 118, 22)]}, faults=[outage], workers=workers)
+    )
+    assert [r.reason for r in verdict.repeats] == ["outage_over_lease"]
+    assert verdict.problems == [] and len(verdict.pending) == 1
 
 
 def test_a_repeat_no_fault_explains_fails():
