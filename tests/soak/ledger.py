@@ -40,7 +40,9 @@ PENDING = {
     "B3": "issue 20 B3: a worker frozen past its lease finishes a task another worker re-ran",
     # Found by this soak, not in issue 20: a live worker owes a success across an outage longer
     # than the lease; when the database is back, another worker's rescue can take the row before
-    # the owed success is written. leases-and-outages.md says the next batch writes it.
+    # the owed success is written (the worker logs "Wrote 0 of 1 success(es) ... lost their
+    # lease meanwhile"). guarantees.md says "exactly once when no worker dies";
+    # outcome-batching.md mentions such a row only as "reported as a lost lease".
     "outage_over_lease": "found by the soak: a success owed across an outage longer than the "
     "lease loses the race against another worker's rescue (the owing worker stayed alive)",
 }
