@@ -158,7 +158,9 @@ def explain(key: int, runs: list[tuple[float, int]], ev: Evidence) -> Repeat:
         others = [
             at for at, pid in runs if pid != fault.pid and fault.start <= at <= fault.end + ev.lease
         ]
-        if frozen and others:
+        # The frozen worker can only have held a task enqueued before its freeze.
+        enqueued_before = ev.enqueued_at.get(key, fault.start) <= fault.start
+        if frozen and others and enqueued_before:
             return Repeat(key, runs, fault, "B3")
     for at, pid in earlier:
         worker = workers.get(pid)

@@ -77,6 +77,15 @@ def test_a_freeze_explains_a_repeat_only_if_the_other_run_fell_in_it():
     assert verdict.repeats[0].reason == "unexplained"
 
 
+def test_a_task_enqueued_during_a_freeze_is_not_the_frozen_workers():
+    freeze = Fault(SIGSTOP, T0 + 10, T0 + 80, pid=11)
+    outage = Fault(STOP, T0 + 50, T0 + 66)
+    workers = [Worker(21, "long", T0, None, None)]
+    ev = evidence({1: [(T0 + 50.1, 21), (T0 + 81, 11)]}, faults=[freeze, outage], workers=workers)
+    ev.enqueued_at = {1: T0 + 49}
+    assert [r.reason for r in judge(ev).repeats] == ["outage_over_lease"]
+
+
 def test_a_success_owed_across_an_outage_longer_than_the_lease_is_reported_apart():
     outage = Fault(STOP, T0 + 100, T0 + 116)
     workers = [Worker(21, "long", T0, None, None)]  # alive throughout
