@@ -17,7 +17,7 @@ MARIADB_URL ?= mysql://root@127.0.0.1:3306/test
 PYTEST_ARGS ?=
 
 .PHONY: demo test docs docs-serve lint test-sqlite test-postgres test-mariadb test-django52 install clean bench bench-admin
-.PHONY: test-pgbouncer test-loaded wheel-check test-py313
+.PHONY: test-pgbouncer test-loaded wheel-check test-py313 soak
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -142,6 +142,15 @@ test-py313: $(PY313_VENV)/bin/.installed
 	mkdir -p $(CURDIR)/build/py313
 	BGTASK_TEST_SQLITE_DIR=$(CURDIR)/build/py313 $(PY313_VENV)/bin/python -m pytest -m "not slow" \
 		--ignore=tests/browser $(PYTEST_ARGS)
+# Issue 20 B: the chaos soak (tests/soak) on a PostgreSQL and a MariaDB server of its own: a
+# producer at 20 tasks/s, three workers (one long-lived, two `--duration 20` rerun in a loop) and a
+# random fault every 10-20 s (SIGKILL or SIGSTOP of a worker, server restart -m fast|immediate, a
+# 15 s stop), then a drain and the report. `make test` runs a 60 s version per database
+# (tests/soak/test_soak.py). Options: --db postgres|mariadb|both --duration S --seed N
+# --concurrency N --report FILE; e.g. `make soak SOAK_ARGS="--db mariadb --duration 120"`.
+SOAK_ARGS ?= --duration 600
+soak: $(BIN)/.installed
+	$(BIN)/python -m tests.soak $(SOAK_ARGS)
 
 # The benchmark (not part of the test run): `make bench BENCH_ARGS=--quick` for a smoke run.
 BENCH_ARGS ?=

@@ -42,6 +42,10 @@ VENDOR_INDEPENDENT = {
     "tests/aws/test_template.py": "translates and checks template.yaml; no database",
     "tests/aws/test_boundaries.py": "which modules import boto3, and settings validation",
     "tests/features/test_deadline_limits.py": "arithmetic of limit_before; no database",
+    "tests/soak/test_ledger.py": (
+        "the soak's judgement of made-up evidence; no database (the soak itself runs in the "
+        "PostgreSQL and MariaDB passes, tests/soak/test_soak.py)"
+    ),
     "tests/browser/test_admin_browser.py": (
         "the admin's pages, styles and buttons in Chromium; the admin's queries and actions run "
         "on every database in tests/features/test_admin.py and tests/reliability/test_security.py"

@@ -66,3 +66,50 @@ def test_checks_refuse_bad_outcome_settings(settings, name, value):
     errors = check_settings()
     assert [error.id for error in errors] == ["bgtask.E002"]
     assert name in errors[0].msg
+
+
+@pytest.mark.django_db
+def test_check_and_worker_start_on_mariadb_print_no_w037_for_bgtasks_own_indexes():
+    """Issue 20 B4: ``models.W037`` was printed once per conditional index of Task (5 times) by
+    ``check`` and at every worker start on MariaDB. The conditions are deliberate (migration 0002
+    gives MariaDB full indexes instead), so bgtask's model drops the warning for itself."""
+    from django.db import connection
+
+    if connection.features.supports_partial_indexes:
+        pytest.skip("W037 is MariaDB/MySQL's: this database supports partial indexes")
+    done = subprocess.run(
+        [sys.executable, "-m", "django", "check"],
+        env=worker_env(),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "W037" not in done.stdout + done.stderr
+
+
+@pytest.mark.django_db
+def test_a_users_own_conditional_index_still_gets_w037_on_mariadb():
+    """The filter is for bgtask's model only: a user's model keeps Django's warning."""
+    from django.db import connection, models
+    from django.test.utils import isolate_apps
+
+    if connection.features.supports_partial_indexes:
+        pytest.skip("W037 is MariaDB/MySQL's: this database supports partial indexes")
+    with isolate_apps("tests.sampleapp"):
+
+        class Invoice(models.Model):
+            paid = models.BooleanField(default=False)
+
+            class Meta:
+                app_label = "sampleapp"
+                indexes = [
+                    models.Index(fields=["id"], condition=models.Q(paid=False), name="unpaid_idx")
+                ]
+
+            def __str__(self) -> str:
+                return str(self.pk)
+
+        ids = [error.id for error in Invoice.check(databases=["default"])]
+    assert ids == ["models.W037"]

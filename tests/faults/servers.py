@@ -1,9 +1,10 @@
 """Database servers of a test's own, to stop, crash and restart without touching the shared ones.
 
 ``PostgresServer`` runs ``initdb`` into a temporary data directory and a postmaster on a free port
-of 127.0.0.1 with trust authentication; ``PgBouncer`` runs a pooler in front of any PostgreSQL.
+of 127.0.0.1 with trust authentication; ``PgBouncer`` runs a pooler in front of any PostgreSQL;
+``MariaDBServer`` runs ``mariadb-install-db`` and a ``mariadbd`` on its own port and socket.
 PostgreSQL and PgBouncer refuse to run as root, so as root both run as the ``postgres`` OS user
-(``runuser``) and their directories are handed to that user.
+(``runuser``) and their directories are handed to that user; ``mariadbd`` runs as ``mysql``.
 """
 
 from __future__ import annotations
@@ -316,4 +317,156 @@ class PgBouncer:
 
     def destroy(self) -> None:
         self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+MARIADBD = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+MARIADB_INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
+MARIADB_USER = "mysql"
+
+
+def mariadb_accepts_connections(port: int) -> bool:
+    """True when a MariaDB on ``port`` of 127.0.0.1 completes a trivial query as root."""
+    import MySQLdb
+
+    try:
+        conn = MySQLdb.connect(host="127.0.0.1", port=port, user="root", connect_timeout=2)
+    except MySQLdb.Error:
+        return False
+    try:
+        conn.cursor().execute("SELECT 1")
+        return True
+    except MySQLdb.Error:
+        return False
+    finally:
+        conn.close()
+
+
+class MariaDBServer:
+    """A throw-away MariaDB: its own data directory (``mariadb-install-db``), port and socket.
+
+    ``stop("fast")`` is a clean shutdown (SIGTERM: the server closes every connection and flushes
+    InnoDB); ``stop("immediate")`` is SIGKILL (InnoDB crash recovery on the next start), the two
+    modes of ``PostgresServer``. ``root`` has no password and is reached over TCP. As root,
+    ``mariadbd`` runs as the ``mysql`` OS user (``--user``), which owns the data directory.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        for tool in (MARIADBD, MARIADB_INSTALL_DB):
+            if not Path(tool).exists():
+                raise ServerUnavailable(f"{tool} is not installed (apt-get install mariadb-server)")
+        self.user: list[str] = []
+        if os.geteuid() == 0:
+            try:
+                entry = pwd.getpwnam(MARIADB_USER)
+            except KeyError:
+                raise ServerUnavailable(
+                    f"running as root needs an OS user {MARIADB_USER!r}"
+                ) from None
+            self.user = [f"--user={MARIADB_USER}"]
+        self.port = port or free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="bgtask-mariadb-"))
+        if self.user:
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        self.root.chmod(0o700)
+        self.datadir = self.root / "data"
+        self.socket = self.root / "mysqld.sock"
+        self.logfile = self.root / "server.log"
+        self.process: subprocess.Popen | None = None
+        subprocess.run(
+            [
+                MARIADB_INSTALL_DB,
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                *self.user,
+                # root logs in without a password (not through the unix_socket plugin, which
+                # would want the OS user to be called root too).
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+            cwd=self.root,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"mysql://root@127.0.0.1:{self.port}"
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 120) -> None:
+        if self.is_running():
+            return
+        log = self.logfile.open("a")
+        # --no-defaults: nothing from /etc/mysql (the shared server's port, socket and datadir).
+        self.process = subprocess.Popen(
+            [
+                MARIADBD,
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                *self.user,
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                f"--socket={self.socket}",
+                f"--pid-file={self.root / 'mysqld.pid'}",
+                f"--log-error={self.logfile}",
+                "--skip-log-bin",
+                # Small: the data is thrown away and the machine is shared.
+                "--innodb-buffer-pool-size=64M",
+                "--innodb-log-file-size=32M",
+                "--max-connections=200",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.root,
+        )
+        log.close()
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        def ready() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"mariadbd exited {self.process.returncode}: {self.log_tail()}")
+            return mariadb_accepts_connections(self.port)
+
+        wait_until(ready, timeout, f"MariaDB on {self.port}")
+
+    def stop(self, mode: str = "fast", timeout: float = 120) -> None:
+        if mode not in ("fast", "immediate"):
+            raise ValueError(f"mode must be fast or immediate, got {mode!r}")
+        if not self.is_running():
+            return
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM if mode == "fast" else signal.SIGKILL)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(30)
+
+    def restart(self, mode: str = "fast", timeout: float = 120) -> None:
+        self.stop(mode, timeout)
+        self.start(timeout)
+
+    def create_database(self, name: str) -> str:
+        import MySQLdb
+
+        conn = MySQLdb.connect(host="127.0.0.1", port=self.port, user="root")
+        try:
+            conn.cursor().execute(
+                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
+        finally:
+            conn.close()
+        return f"{self.url}/{name}"
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return _tail(self.logfile, chars)
+
+    def destroy(self) -> None:
+        self.stop("immediate", timeout=60)
         shutil.rmtree(self.root, ignore_errors=True)
