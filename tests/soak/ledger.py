@@ -29,23 +29,18 @@ SERVER_FAULTS = (RESTART_FAST, RESTART_IMMEDIATE, STOP)
 ALLOWED = {
     SIGKILL: "guarantees.md, Leases: a dead worker re-runs at most one group "
     "(the running task + at most BGTASK_OUTCOME_BATCH - 1 unwritten successes)",
+    # A worker that stayed alive but could not write its outcomes for longer than its lease: the
+    # same bound as a dead worker, per fault (guarantees.md, "A worker cut off past its lease").
+    "B1": "guarantees.md: a clean exit during an outage longer than BGTASK_EXIT_GRACE leaves "
+    "what it owes to the lease: at most one group",
+    "B3": "guarantees.md: a worker frozen past its lease re-runs at most one group (a task in "
+    "flight is stopped with TaskAbandoned; a success not yet written is re-run)",
+    "outage_over_lease": "guarantees.md: a success owed across an outage longer than the lease "
+    "may lose the race against another worker's rescue: at most one group",
 }
-#: Repeats that break a promise of the docs and are known: issue 20 B1 and B3 (fixed in the
-#: worker at the time of writing) and one this soak found. Reported, not failed; when a fix
-#: lands and guarantees.md states its bound, its entry moves to ALLOWED (with the bound checked
-#: in ``judge``) or goes.
-PENDING = {
-    "B1": "issue 20 B1: a worker that exits cleanly during an outage leaves its claims running "
-    "and its unwritten successes unwritten",
-    "B3": "issue 20 B3: a worker frozen past its lease finishes a task another worker re-ran",
-    # Found by this soak, not in issue 20: a live worker owes a success across an outage longer
-    # than the lease; when the database is back, another worker's rescue can take the row before
-    # the owed success is written (the worker logs "Wrote 0 of 1 success(es) ... lost their
-    # lease meanwhile"). guarantees.md says "exactly once when no worker dies";
-    # outcome-batching.md mentions such a row only as "reported as a lost lease".
-    "outage_over_lease": "found by the soak: a success owed across an outage longer than the "
-    "lease loses the race against another worker's rescue (the owing worker stayed alive)",
-}
+#: Repeats that break a promise of the docs and are known: reported, not failed. Empty since the
+#: worker changes of issue 20 B1-B3 landed (their remaining repeats have a bound, in ALLOWED).
+PENDING: dict[str, str] = {}
 OUTAGE_OVER_LEASE = "outage_over_lease"
 #: Seconds around a fault within which a run is taken to belong to it.
 SLACK = 5.0
@@ -241,15 +236,16 @@ def judge(ev: Evidence) -> Verdict:
             f"{len(unexplained)} repeat(s) no guarantee allows: "
             + ", ".join(str(r.key) for r in unexplained)
         )
-    per_kill = Counter(id(r.fault) for r in repeats if r.reason == SIGKILL)
+    # Every allowed kind of repeat has the same bound: one group per fault.
+    per_fault_repeats = Counter(id(r.fault) for r in repeats if r.reason in ALLOWED)
     for repeat in repeats:
-        if repeat.reason == SIGKILL and per_kill[id(repeat.fault)] > ev.outcome_batch:
+        if repeat.reason in ALLOWED and per_fault_repeats[id(repeat.fault)] > ev.outcome_batch:
             problems.append(
-                f"{per_kill[id(repeat.fault)]} repeats from one SIGKILL "
-                f"({repeat.fault.label(ev.origin)}): more than one group "
+                f"{per_fault_repeats[id(repeat.fault)]} repeats from one fault "
+                f"({repeat.fault.label(ev.origin)}, {repeat.reason}): more than one group "
                 f"(BGTASK_OUTCOME_BATCH = {ev.outcome_batch})"
             )
-            per_kill[id(repeat.fault)] = 0  # said once
+            per_fault_repeats[id(repeat.fault)] = 0  # said once
     died = [
         w
         for w in ev.workers

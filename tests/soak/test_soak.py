@@ -37,5 +37,5 @@ def test_soak_loses_nothing_and_repeats_only_where_the_guarantees_allow(full_cou
     assert verdict.total.lost == 0, report
     assert verdict.total.stuck == 0, report
     # Repeats: each is explained by a fault whose repeats guarantees.md allows (and within its
-    # bound), or by an issue 20 item under repair (PENDING, reported in the summary).
+    # bound: one group per fault).
     assert verdict.problems == [], report
