@@ -33,8 +33,15 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import dbs  # noqa: E402
+from benchmarks.procs import (  # noqa: E402
+    PEERS_VENV,
+    bgtask_cmd,
+    last_json,
+    log,
+    peer_python,
+    run_json,
+)
 
-PEERS_VENV = HERE / ".peers-venv"
 PEER_REQUIREMENTS = [
     "Django>=5.2,<6",  # both peers support 5.2; django-tasks-db uses the django-tasks backport
     "django-background-tasks==1.2.8",
@@ -69,30 +76,6 @@ FULL = {
     "peers_enqueue": 1_000,
 }
 WORKLOADS = ("drain", "enqueue", "bulk", "parallel", "backlog", "rss", "peers")
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def last_json(text: str) -> dict:
-    return json.loads(text.strip().splitlines()[-1])
-
-
-def run_json(command: list[str], vendor: str, *, env: dict | None = None, cwd: Path = ROOT) -> dict:
-    full_env = dict(os.environ, BENCH_DB=vendor, PYTHONPATH=str(ROOT)) | (env or {})
-    done = subprocess.run(command, env=full_env, cwd=cwd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
-    return last_json(done.stdout)
-
-
-def bgtask_cmd(*args: object) -> list[str]:
-    return [sys.executable, "-m", "benchmarks.workloads", *map(str, args)]
-
-
-def peer_python() -> str:
-    return str(PEERS_VENV / "bin" / "python")
 
 
 def ensure_peers_venv() -> None:

@@ -240,7 +240,9 @@ def seed(n: int) -> dict:
 
 def rss_mb() -> float:
     """This process's resident set now (VmRSS), in MB."""
-    for line in open("/proc/self/status"):
+    from pathlib import Path
+
+    for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
@@ -285,6 +287,7 @@ def io(n: int, concurrency: int, kind: str) -> dict:
     import signal
     import subprocess
     import tempfile
+    from pathlib import Path
 
     from benchmarks import iomarks
     from benchmarks.benchapp.tasks import await_, wait
@@ -321,7 +324,7 @@ def io(n: int, concurrency: int, kind: str) -> dict:
                 if child.poll() is not None or time.time() - spawned > IO_WORKER_DURATION:
                     raise RuntimeError(
                         f"process_tasks ended or stalled with {iomarks.count(marks)} of {n} "
-                        f"done:\n{open(log_path).read()[-3000:]}"
+                        f"done:\n{Path(log_path).read_text()[-3000:]}"
                     )
                 time.sleep(IO_POLL)
             while active.exists():
@@ -336,7 +339,7 @@ def io(n: int, concurrency: int, kind: str) -> dict:
                 child.kill()
                 child.wait()
     figures = iomarks.read(marks)
-    log_lines = open(log_path).read().splitlines()
+    log_lines = Path(log_path).read_text().splitlines()
     noted = [line for line in log_lines if any(w in line for w in IO_LOG_WORDS)]
     last = max(last_success, figures.last_end)
     seconds = last - figures.first_start

@@ -31,6 +31,7 @@ class Invocation:
     kind: str | None = None  # "response" or "error"
     body: Any = None
     answered_ms: int | None = None  # when the answer arrived (epoch milliseconds)
+    delivered_ms: int | None = None  # when the runtime client got the event (epoch milliseconds)
 
 
 class FakeRuntimeApi:
@@ -57,6 +58,7 @@ class FakeRuntimeApi:
                     self._answer(404)
                     return
                 invocation = api._pending.get()  # held until the test queues an event
+                invocation.delivered_ms = int(time.time() * 1000)
                 self._answer(
                     200,
                     json.dumps(invocation.event).encode(),
