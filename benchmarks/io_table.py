@@ -174,7 +174,7 @@ def measure(vendors: list[str], sizes: dict, rounds: int, workers: int = 4) -> d
             "samples": [r["rate"] for r in runs],
             "runs": runs,
         }
-        for extra in ("startup_seconds", "spawn_rate"):
+        for extra in ("startup_seconds", "spawn_rate", "mean_in_flight", "write_lag_seconds"):
             values = [r[extra] for r in runs if extra in r]
             if values:
                 figures[key][extra] = statistics.median(values)
@@ -280,6 +280,12 @@ def render(io: dict) -> str:
     def rate(key: str) -> float | None:
         return figures[key]["rate"] if key in figures else None
 
+    def in_flight(f: dict) -> str:
+        return f"{f['mean_in_flight']:.1f}" if "mean_in_flight" in f else "-"
+
+    def lag(f: dict) -> str:
+        return f"{f['write_lag_seconds'] * 1000:.0f}" if "write_lag_seconds" in f else "-"
+
     def samples(key: str) -> str:
         return ", ".join(f"{s:,.0f}" for s in sorted(figures[key]["samples"]))
 
@@ -289,11 +295,14 @@ def render(io: dict) -> str:
         "",
         "Timed from the first task's start to the last success (all bodies ended and nothing "
         "queued or running where the queue records it); the worker's start-up (spawn to first "
-        "task) is apart. Versions: " + ", ".join(f"{k} {v}" for k, v in io["versions"].items()),
+        "task) is apart. Mean in flight: the tasks' summed spans over that time (the gap to the "
+        "concurrency is time slots sat idle between tasks); last end to success: from the last "
+        "body's end to the last row written (0 where the queue keeps no result). Versions: "
+        + ", ".join(f"{k} {v}" for k, v in io["versions"].items()),
         "",
-        "| tasks | worker | tasks/s (samples) | % of limit | start-up s | from spawn /s "
-        "| x Celery threads | target | |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| tasks | worker | tasks/s (samples) | % of limit | mean in flight | last end to "
+        "success ms | start-up s | from spawn /s | x Celery threads | target | |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = []
     for vendor in io["vendors"]:
@@ -327,7 +336,8 @@ def render(io: dict) -> str:
         worker = f"bgtask / {NAMES[vendor]}, process_tasks --concurrency {concurrency}"
         lines.append(
             f"| {f['n']:,} {task} | {worker} | {ours:,.0f}/s ({samples(key)}) "
-            f"| {ours / limit(concurrency):.0%} | {f.get('startup_seconds', 0):.1f} "
+            f"| {ours / limit(concurrency):.0%} | {in_flight(f)} | {lag(f)} "
+            f"| {f.get('startup_seconds', 0):.1f} "
             f"| {f.get('spawn_rate', 0):,.0f} | {'-' if x is None else f'{x:.2f}x'} "
             f"| {target} | {verdict(ok)} |"
         )
@@ -345,6 +355,7 @@ def render(io: dict) -> str:
         lines.append(
             f"| {f['n']:,} sync, time.sleep | {PEER_LABELS[peer]} {how} {concurrency} "
             f"| {f['rate']:,.0f}/s ({samples(key)}) | {f['rate'] / limit(concurrency):.0%} "
+            f"| {in_flight(f)} | {lag(f)} "
             f"| {f.get('startup_seconds', 0):.1f} | {f.get('spawn_rate', 0):,.0f} | | | |"
         )
     problems = []

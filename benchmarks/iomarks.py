@@ -37,6 +37,12 @@ class Marks:
     distinct: int  # distinct task numbers among them
     first_start: float | None
     last_end: float | None
+    busy_seconds: float  # the sum of every task's own span (start to end)
+
+    def mean_in_flight(self, until: float) -> float:
+        """Tasks in flight on average from the first start to ``until``: slots the worker kept
+        busy (at most its concurrency; the gap to it is time lost between tasks)."""
+        return self.busy_seconds / (until - self.first_start)
 
     @property
     def duplicates(self) -> int:
@@ -62,4 +68,10 @@ def read(path: str) -> Marks:
             numbers.add(int(number))
             starts.append(float(started))
             ends.append(float(ended))
-    return Marks(lines, len(numbers), min(starts, default=None), max(ends, default=None))
+    return Marks(
+        lines,
+        len(numbers),
+        min(starts, default=None),
+        max(ends, default=None),
+        sum(e - s for s, e in zip(starts, ends, strict=True)),
+    )

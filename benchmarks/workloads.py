@@ -284,6 +284,7 @@ def io(n: int, concurrency: int, kind: str) -> dict:
     success (the last body ended and no row left queued or running). Its start-up (spawn to the
     first task) is reported apart; its log is kept and every WARNING/ERROR line in it reported.
     """
+    import shutil
     import signal
     import subprocess
     import tempfile
@@ -340,6 +341,7 @@ def io(n: int, concurrency: int, kind: str) -> dict:
                 child.wait()
     figures = iomarks.read(marks)
     log_lines = Path(log_path).read_text().splitlines()
+    shutil.rmtree(folder, ignore_errors=True)
     noted = [line for line in log_lines if any(w in line for w in IO_LOG_WORDS)]
     last = max(last_success, figures.last_end)
     seconds = last - figures.first_start
@@ -351,6 +353,8 @@ def io(n: int, concurrency: int, kind: str) -> dict:
         "rate": n / seconds,
         "startup_seconds": figures.first_start - spawned,
         "spawn_rate": n / (last - spawned),
+        "mean_in_flight": figures.mean_in_flight(last),
+        "write_lag_seconds": last - figures.last_end,
         "ran": figures.distinct,
         "duplicates": figures.duplicates,
         "succeeded": Task.objects.filter(status=Task.SUCCEEDED).count(),

@@ -339,6 +339,8 @@ def io(peer: str, n: int, concurrency: int) -> dict:
         "rate": n / seconds,
         "startup_seconds": figures.first_start - spawned,
         "spawn_rate": n / (last - spawned),
+        "mean_in_flight": figures.mean_in_flight(last),
+        "write_lag_seconds": last - figures.last_end,
         "ran": figures.distinct,
         "duplicates": figures.duplicates,
         "noted_lines": noted[:20],
