@@ -1,6 +1,6 @@
 """The bgtask benchmark: one command, a table, and a results file beside the peers.
 
-    make bench                                   # full sizes (about half an hour on 2 cores)
+    make bench                                   # full sizes (about 45 minutes on 2 cores)
     .venv/bin/python benchmarks/run.py --quick   # every size / 10, for a smoke run
     .venv/bin/python benchmarks/run.py --dbs postgres --skip-peers --only drain,parallel
     .venv/bin/python benchmarks/run.py --only peers          # the peer table alone
