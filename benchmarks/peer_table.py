@@ -28,6 +28,7 @@ from pathlib import Path
 
 from benchmarks import dbs
 from benchmarks.peerqueues import PROCRASTINATE_URL
+from benchmarks.procs import bgtask_cmd, peer_python, run_json
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -68,58 +69,66 @@ def load() -> list[float]:
 # reset), and in two runs identical code drained about 0.7x as fast there as the baseline did.
 
 
-def table_url(kind: str, vendor: str) -> str:
-    suffix = "_baseline" if kind == "baseline" else "_peertable"
+def baseline_dir(commit: str = BASELINE_COMMIT) -> Path:
+    return HERE / ".baseline" / commit
+
+
+def table_url(kind: str, vendor: str, commit: str = BASELINE_COMMIT) -> str:
+    suffix = "_peertable"
+    if kind == "baseline":
+        # Each baseline commit has its own databases, migrated by its own code.
+        suffix = "_baseline" if commit == BASELINE_COMMIT else f"_baseline_{commit}"
     if vendor == "sqlite":
         return f"sqlite:///{dbs.DATA_DIR / f'bench{suffix}.sqlite3'}"
     return dbs.url(vendor) + suffix
 
 
-def table_env(kind: str, vendor: str) -> dict:
+def table_env(kind: str, vendor: str, commit: str = BASELINE_COMMIT) -> dict:
     """Point ``benchmarks/dbs.py`` (this checkout's or the baseline's) at the table's databases."""
-    env = {"PYTHONPATH": str(BASELINE_DIR if kind == "baseline" else ROOT)}
+    env = {"PYTHONPATH": str(baseline_dir(commit) if kind == "baseline" else ROOT)}
     if vendor == "sqlite":
-        env["BENCH_SQLITE_PATH"] = table_url(kind, vendor).removeprefix("sqlite:///")
+        env["BENCH_SQLITE_PATH"] = table_url(kind, vendor, commit).removeprefix("sqlite:///")
     else:
-        env[f"BENCH_{vendor.upper()}_URL"] = table_url(kind, vendor)
+        env[f"BENCH_{vendor.upper()}_URL"] = table_url(kind, vendor, commit)
     return env
 
 
-def extract_baseline() -> None:
-    marker = BASELINE_DIR / ".extracted"
+def extract_baseline(commit: str = BASELINE_COMMIT) -> None:
+    """``git archive COMMIT bgtask benchmarks`` under ``benchmarks/.baseline/COMMIT`` (once).
+    It runs with this checkout's venv: its cwd comes first on ``sys.path``."""
+    where = baseline_dir(commit)
+    marker = where / ".extracted"
     if marker.exists():
         return
-    log(f"extracting bgtask {BASELINE_COMMIT} into {BASELINE_DIR.relative_to(ROOT)}")
-    BASELINE_DIR.mkdir(parents=True, exist_ok=True)
+    log(f"extracting bgtask {commit} into {where.relative_to(ROOT)}")
+    where.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(
-        ["git", "archive", BASELINE_COMMIT, "bgtask", "benchmarks"],
+        ["git", "archive", commit, "bgtask", "benchmarks"],
         cwd=ROOT,
         check=True,
         capture_output=True,
     ).stdout
-    subprocess.run(["tar", "-x", "-C", str(BASELINE_DIR)], input=archive, check=True)
-    marker.write_text(BASELINE_COMMIT)
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+    marker.write_text(commit)
 
 
-def run_baseline(args: list[str], vendor: str) -> dict:
+def run_baseline(args: list[str], vendor: str, commit: str = BASELINE_COMMIT) -> dict:
     # cwd first on sys.path (``-m``): the baseline's bgtask wins over this checkout's install.
-    from benchmarks.run import run_json
-
     return run_json(
         [sys.executable, "-m", *args],
         vendor,
-        env=table_env("baseline", vendor),
-        cwd=BASELINE_DIR,
+        env=table_env("baseline", vendor, commit),
+        cwd=baseline_dir(commit),
     )
 
 
-def prepare_database(kind: str, vendor: str) -> None:
+def prepare_database(kind: str, vendor: str, commit: str = BASELINE_COMMIT) -> None:
     """Create and migrate the table's database of ``kind`` (bgtask or baseline) with its code."""
-    dbs.create_database(vendor, database_url=table_url(kind, vendor))
+    dbs.create_database(vendor, database_url=table_url(kind, vendor, commit))
     env = dict(
         os.environ, BENCH_DB=vendor, DJANGO_SETTINGS_MODULE="benchmarks.settings"
-    ) | table_env(kind, vendor)
-    cwd = BASELINE_DIR if kind == "baseline" else ROOT
+    ) | table_env(kind, vendor, commit)
+    cwd = baseline_dir(commit) if kind == "baseline" else ROOT
     subprocess.run(
         [sys.executable, "-m", "django", "migrate", "-v0"],
         env=env,
@@ -132,12 +141,12 @@ def prepare_database(kind: str, vendor: str) -> None:
     where = subprocess.run(
         [sys.executable, "-c", "import bgtask; print(bgtask.__file__)"],
         env=env,
-        cwd=BASELINE_DIR,
+        cwd=baseline_dir(commit),
         check=True,
         capture_output=True,
         text=True,
     ).stdout.strip()
-    if not Path(where).is_relative_to(BASELINE_DIR):
+    if not Path(where).is_relative_to(baseline_dir(commit)):
         raise RuntimeError(f"the baseline run imports bgtask from {where}, not the baseline")
 
 
@@ -166,8 +175,6 @@ def size(impl: str, workload: str, sizes: dict) -> int:
 
 
 def run_job(impl: str, workload: str, n: int) -> dict:
-    from benchmarks.run import bgtask_cmd, peer_python, run_json
-
     kind, _, vendor = impl.partition("/")
     args = [workload, "--n", str(n)] + (["--repeats", "1"] if workload == "drain" else [])
     if kind == "bgtask":
@@ -179,8 +186,6 @@ def run_job(impl: str, workload: str, n: int) -> dict:
 
 
 def prepare(vendors: list[str]) -> dict:
-    from benchmarks.run import peer_python, run_json
-
     extract_baseline()
     for vendor in vendors:
         prepare_database("bgtask", vendor)

@@ -1,10 +1,11 @@
 """The bgtask benchmark: one command, a table, and a results file beside the peers.
 
-    make bench                                   # full sizes (about half an hour on 2 cores)
+    make bench                                   # full sizes (about 45 minutes on 2 cores)
     .venv/bin/python benchmarks/run.py --quick   # every size / 10, for a smoke run
     .venv/bin/python benchmarks/run.py --dbs postgres --skip-peers --only drain,parallel
     .venv/bin/python benchmarks/run.py --only peers          # the peer table alone
     .venv/bin/python benchmarks/run.py --skip peers,rss      # everything else
+    .venv/bin/python benchmarks/run.py --only io             # the I/O-bound section (issue 17)
 
 Every workload runs in a fresh process against the benchmark's own databases (see ``dbs.py``);
 the peers run from their own virtualenv (``benchmarks/.peers-venv``, created on first use) with
@@ -33,8 +34,15 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import dbs  # noqa: E402
+from benchmarks.procs import (  # noqa: E402
+    PEERS_VENV,
+    bgtask_cmd,
+    last_json,
+    log,
+    peer_python,
+    run_json,
+)
 
-PEERS_VENV = HERE / ".peers-venv"
 PEER_REQUIREMENTS = [
     "Django>=5.2,<6",  # both peers support 5.2; django-tasks-db uses the django-tasks backport
     "django-background-tasks==1.2.8",
@@ -71,32 +79,15 @@ FULL = {
     # scheduled 2 s ahead (benchmarks/latency.py); not divided by --quick below 10.
     "latency": 40,
     "latency_scheduled": 10,
+    # The I/O section (io_table.py): 50 ms tasks at concurrency 16 and 64, the no-op drain
+    # beside the baseline, exactly once at 4 x 8, and the Lambda cost per 1,000 tasks.
+    "io_small": 400,
+    "io_large": 2_000,
+    "io_drain": 5_000,
+    "io_parallel": 10_000,
+    "lambda": 1_000,
 }
-WORKLOADS = ("drain", "enqueue", "bulk", "parallel", "backlog", "rss", "latency", "peers")
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def last_json(text: str) -> dict:
-    return json.loads(text.strip().splitlines()[-1])
-
-
-def run_json(command: list[str], vendor: str, *, env: dict | None = None, cwd: Path = ROOT) -> dict:
-    full_env = dict(os.environ, BENCH_DB=vendor, PYTHONPATH=str(ROOT)) | (env or {})
-    done = subprocess.run(command, env=full_env, cwd=cwd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
-    return last_json(done.stdout)
-
-
-def bgtask_cmd(*args: object) -> list[str]:
-    return [sys.executable, "-m", "benchmarks.workloads", *map(str, args)]
-
-
-def peer_python() -> str:
-    return str(PEERS_VENV / "bin" / "python")
+WORKLOADS = ("drain", "enqueue", "bulk", "parallel", "backlog", "rss", "latency", "peers", "io")
 
 
 def ensure_peers_venv() -> None:
@@ -526,6 +517,49 @@ def peers_table(options, info: dict, now: datetime.datetime) -> None:
     log(f"peer table written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
 
 
+def io_section(options, info: dict, now: datetime.datetime) -> None:
+    """The I/O-bound section (``io_table.py``), printed and written to ``results/DATE-io.md``."""
+    from benchmarks import io_table
+
+    sizes = options.sizes
+    log(
+        f"I/O section: {options.rounds} rounds, 50 ms tasks {sizes['io_small']:,} (c16) and "
+        f"{sizes['io_large']:,} (c64), drain {sizes['io_drain']:,}, exactly once "
+        f"{sizes['io_parallel']:,}, Lambda {sizes['lambda']:,}"
+    )
+    load_before = load()
+    io = io_table.measure(options.dbs, sizes, options.rounds)
+    text = io_table.render(io)
+    print(text)
+    out = Path(options.io_out) if options.io_out else HERE / "results" / f"{now:%Y-%m-%d}-io.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not options.keep_runs:
+        for figure in io["figures"].values():
+            figure.pop("runs", None)
+    out.write_text(
+        f"# bgtask I/O-bound section (issue 17), {now:%Y-%m-%d %H:%M} UTC\n\n"
+        f"- machine: {info['host']}; {info['cpu']}; {info['memory']}; {info['os']}; "
+        f"Python {info['python']}\n"
+        f"- machine load: {load_before} before, {load()} after (a shared machine: other "
+        "developers' test suites ran beside this run)\n"
+        f"- bgtask commit {git_commit()} (this checkout), drain baseline "
+        f"{io_table.BASELINE_COMMIT}; databases: {', '.join(options.dbs)}; Redis database "
+        f"{peer_table_redis_db()}; BGTASK_CONCURRENCY default {io['default_concurrency']}\n"
+        f"- sizes: {', '.join(f'{k}={sizes[k]}' for k in io_table.SIZES)}, "
+        f"lambda={sizes['lambda']}{' (quick run)' if options.quick else ''}\n"
+        f'- command: `make bench BENCH_ARGS="--only io"`\n\n'
+        f"{text}\n\n<details><summary>raw figures</summary>\n\n```json\n"
+        f"{json.dumps(io, indent=1)}\n```\n</details>\n"
+    )
+    log(f"I/O section written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+
+
+def peer_table_redis_db() -> str:
+    from benchmarks import peer_table
+
+    return peer_table.redis_db()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -559,6 +593,14 @@ def main() -> None:
         "mariadb for two more rows per round.",
     )
     parser.add_argument("--quick", action="store_true", help="Every size divided by 10.")
+    parser.add_argument(
+        "--io-out", default=None, help="I/O section file (default results/DATE-io.md)."
+    )
+    parser.add_argument(
+        "--keep-runs",
+        action="store_true",
+        help="Keep every sample's own figures in the I/O section's raw JSON.",
+    )
     parser.add_argument(
         "--workers",
         default="4,8",
@@ -600,15 +642,18 @@ def main() -> None:
     options.sizes = sizes
 
     wants_venv = options.only & {"drain", "enqueue", "latency"}
-    if (not options.skip_peers and wants_venv) or "peers" in options.only:
+    if (not options.skip_peers and wants_venv) or options.only & {"peers", "io"}:
         ensure_peers_venv()
     info = machine()
     now = datetime.datetime.now(datetime.UTC)
     if "peers" in options.only:
         peers_table(options, info, now)
         options.only.discard("peers")
-        if not options.only:
-            return
+    if "io" in options.only:
+        io_section(options, info, now)
+        options.only.discard("io")
+    if not options.only:
+        return
     load_before = load()
     started = time.time()
     results = measure(options)

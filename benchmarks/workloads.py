@@ -114,35 +114,38 @@ def settle() -> float:
     return time.perf_counter() - started
 
 
-def timed_drain() -> tuple[int, float]:
+def timed_drain(concurrency: int | None = None) -> tuple[int, float]:
     from bgtask import run_batch
 
+    # Only given when asked: the baseline's run_batch has no ``concurrency``.
+    kwargs = {} if concurrency is None else {"concurrency": concurrency}
     started = time.perf_counter()
-    result = run_batch(3600)
+    result = run_batch(3600, **kwargs)
     return result.succeeded, time.perf_counter() - started
 
 
-def warm_up() -> None:
+def warm_up(concurrency: int | None = None) -> None:
     """Drain a few tasks first, so that no timed run pays for first-use imports and caches."""
     from benchmarks.benchapp.tasks import noop
 
     reset()
     seed_due(200, noop)
-    timed_drain()
+    timed_drain(concurrency)
     reset()
 
 
-def drain(n: int, repeats: int = 1) -> dict:
-    """Seed ``n`` due no-op tasks and time one run_batch draining them; the median of
-    ``repeats`` such runs (the machine is shared, so one run can be unlucky)."""
+def drain(n: int, repeats: int = 1, concurrency: int | None = None) -> dict:
+    """Seed ``n`` due no-op tasks and time one run_batch draining them (with ``concurrency``
+    when given, else the default); the median of ``repeats`` such runs (the machine is shared,
+    so one run can be unlucky)."""
     from benchmarks.benchapp.tasks import noop
 
-    warm_up()
+    warm_up(concurrency)
     samples = []
     for _ in range(repeats):
         reset()
         seed_due(n, noop)
-        ran, seconds = timed_drain()
+        ran, seconds = timed_drain(concurrency)
         assert ran == n, (ran, n)
         samples.append(ran / seconds)
     samples.sort()
@@ -235,21 +238,139 @@ def seed(n: int) -> dict:
     return {"n": n}
 
 
-def worker(_: int) -> dict:
+def rss_mb() -> float:
+    """This process's resident set now (VmRSS), in MB."""
+    from pathlib import Path
+
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def worker(_: int, concurrency: int | None = None) -> dict:
     """A drain worker for the parallel run: says ready, waits for "go" on stdin, drains until
-    nothing is due, then reports its wall-clock span and the rows it ran."""
+    nothing is due (``concurrency`` tasks at once when given), then reports its wall-clock span,
+    the rows it ran and its RSS when ready and at the end."""
+    import resource
+
     from django.db import connection
 
     from benchmarks.benchapp.tasks import RAN
     from bgtask import run_batch
 
+    kwargs = {} if concurrency is None else {"concurrency": concurrency}
     connection.ensure_connection()
+    rss_ready = rss_mb()
     print("ready", flush=True)
     sys.stdin.readline()
     started = time.time()
-    while run_batch(3600).ran:
+    while run_batch(3600, **kwargs).ran:
         pass
-    return {"started": started, "finished": time.time(), "ran": RAN}
+    return {
+        "started": started,
+        "finished": time.time(),
+        "ran": RAN,
+        "rss_ready_mb": rss_ready,
+        "rss_end_mb": rss_mb(),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def io(n: int, concurrency: int, kind: str) -> dict:
+    """The I/O section's bgtask job: queue ``n`` tasks that wait 50 ms (``kind`` sync: the
+    ``time.sleep`` task, async: the ``asyncio.sleep`` one), untimed; then start ONE
+    ``manage.py process_tasks --concurrency N`` and time from the first task's start to the last
+    success (the last body ended and no row left queued or running). Its start-up (spawn to the
+    first task) is reported apart; its log is kept and every WARNING/ERROR line in it reported.
+    """
+    import shutil
+    import signal
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from benchmarks import iomarks
+    from benchmarks.benchapp.tasks import await_, wait
+    from bgtask.models import Task
+
+    reset()
+    seed_due(n, await_ if kind == "async" else wait)
+    folder = tempfile.mkdtemp(prefix="bench-io-")
+    marks = os.path.join(folder, "marks")
+    log_path = os.path.join(folder, "worker.log")
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="benchmarks.settings",
+        BENCH_IO_MARKS=marks,
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "django",
+        "process_tasks",
+        "--concurrency",
+        str(concurrency),
+        "--duration",
+        str(IO_WORKER_DURATION),
+        "--sleep",
+        "0.05",
+    ]
+    active = Task.objects.filter(status__in=[Task.QUEUED, Task.RUNNING])
+    with open(log_path, "w") as log:
+        spawned = time.time()
+        child = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            while iomarks.count(marks) < n:
+                if child.poll() is not None or time.time() - spawned > IO_WORKER_DURATION:
+                    raise RuntimeError(
+                        f"process_tasks ended or stalled with {iomarks.count(marks)} of {n} "
+                        f"done:\n{Path(log_path).read_text()[-3000:]}"
+                    )
+                time.sleep(IO_POLL)
+            while active.exists():
+                time.sleep(IO_POLL / 2)
+            last_success = time.time()
+        finally:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    figures = iomarks.read(marks)
+    log_lines = Path(log_path).read_text().splitlines()
+    shutil.rmtree(folder, ignore_errors=True)
+    noted = [line for line in log_lines if any(w in line for w in IO_LOG_WORDS)]
+    last = max(last_success, figures.last_end)
+    seconds = last - figures.first_start
+    return {
+        "n": n,
+        "concurrency": concurrency,
+        "kind": kind,
+        "seconds": seconds,
+        "rate": n / seconds,
+        "startup_seconds": figures.first_start - spawned,
+        "spawn_rate": n / (last - spawned),
+        "mean_in_flight": figures.mean_in_flight(last),
+        "write_lag_seconds": last - figures.last_end,
+        "ran": figures.distinct,
+        "duplicates": figures.duplicates,
+        "succeeded": Task.objects.filter(status=Task.SUCCEEDED).count(),
+        "exit": child.returncode,
+        "log_lines": len(log_lines),
+        "noted_lines": noted[:20],
+        "noted_count": len(noted),
+        "locked": sum("database is locked" in line for line in log_lines),
+    }
+
+
+#: process_tasks' --duration in the I/O section: long enough for any size the section runs.
+IO_WORKER_DURATION = 600
+IO_POLL = 0.01
+#: Worker log lines the I/O section reports (a clean run logs none of them).
+IO_LOG_WORDS = ("WARNING", "ERROR", "CRITICAL", "Traceback", "locked", "Error")
 
 
 def rss(n: int) -> dict:
@@ -307,13 +428,19 @@ def main() -> None:
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--future", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument("--kind", choices=["sync", "async"], default="sync")
     options = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
     django.setup()
     if options.workload == "backlog":
         figures = backlog(options.n, options.future, options.repeats)
     elif options.workload == "drain":
-        figures = drain(options.n, options.repeats)
+        figures = drain(options.n, options.repeats, options.concurrency)
+    elif options.workload == "io":
+        figures = io(options.n, options.concurrency or 1, options.kind)
+    elif options.workload == "worker":
+        figures = worker(options.n, options.concurrency)
     else:
         figures = globals()[options.workload](options.n)
     print(json.dumps(figures), flush=True)

@@ -1,9 +1,12 @@
-"""The benchmark's tasks: a no-op, and one that notes which row ran (for exactly-once checks)."""
+"""The benchmark's tasks: a no-op, one that notes which row ran (for exactly-once checks), and
+the I/O section's tasks that wait 50 ms, sync and ``async def`` (see ``benchmarks/iomarks.py``)."""
 
+import asyncio
 import os
 import time
 from pathlib import Path
 
+from benchmarks import iomarks
 from bgtask import background
 
 #: Arguments of every ``record`` call this process ran, in order.
@@ -29,3 +32,17 @@ def stamp(number: int) -> None:
         partial = Path(marks, f"{number}.partial")
         partial.write_text(now)
         partial.rename(partial.with_suffix(""))  # whole, or not there: the parent polls for it
+
+
+@background(name="bench.wait")
+def wait(number: int) -> None:
+    started = time.time()
+    time.sleep(iomarks.WAIT_SECONDS)
+    iomarks.stamp(number, started)
+
+
+@background(name="bench.await")
+async def await_(number: int) -> None:
+    started = time.time()
+    await asyncio.sleep(iomarks.WAIT_SECONDS)
+    iomarks.stamp(number, started)

@@ -35,3 +35,12 @@ def noop_body(number: int) -> None:
         partial = Path(_MARK_DIR, f"{number}.partial")
         partial.write_text(stamp)
         partial.rename(partial.with_suffix(""))  # whole, or not there: the parent polls for it
+
+
+def io_body(number: int) -> None:
+    """The I/O section's task body: wait 50 ms, then stamp (``benchmarks/iomarks.py``)."""
+    from benchmarks.iomarks import WAIT_SECONDS, stamp
+
+    started = time.time()
+    time.sleep(WAIT_SECONDS)
+    stamp(number, started)

@@ -2,7 +2,7 @@
 
 from celery import Celery
 
-from benchmarks.peerqueues import REDIS_URL, noop_body
+from benchmarks.peerqueues import REDIS_URL, io_body, noop_body
 
 app = Celery("bench", broker=REDIS_URL)
 app.conf.update(
@@ -15,3 +15,8 @@ app.conf.update(
 @app.task(name="bench.noop")
 def noop(number: int) -> None:
     noop_body(number)
+
+
+@app.task(name="bench.io")
+def io(number: int) -> None:
+    io_body(number)

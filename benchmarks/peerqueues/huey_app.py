@@ -10,7 +10,7 @@ import os
 from huey import Huey
 from huey.storage import SqliteStorage
 
-from benchmarks.peerqueues import DATA_DIR, HUEY_PATH, noop_body
+from benchmarks.peerqueues import DATA_DIR, HUEY_PATH, io_body, noop_body
 
 
 class NormalSyncStorage(SqliteStorage):
@@ -28,3 +28,8 @@ huey = Huey("bench", storage_class=storage, filename=HUEY_PATH, results=False)
 @huey.task(name="bench.noop")
 def noop(number: int) -> None:
     noop_body(number)
+
+
+@huey.task(name="bench.io")
+def io(number: int) -> None:
+    io_body(number)

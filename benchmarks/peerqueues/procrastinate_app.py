@@ -2,7 +2,7 @@
 
 from procrastinate import App, PsycopgConnector
 
-from benchmarks.peerqueues import PROCRASTINATE_URL, noop_body
+from benchmarks.peerqueues import PROCRASTINATE_URL, io_body, noop_body
 
 
 def conninfo() -> str:
@@ -15,3 +15,8 @@ app = App(connector=PsycopgConnector(conninfo=conninfo()))
 @app.task(name="bench.noop")
 def noop(number: int) -> None:
     noop_body(number)
+
+
+@app.task(name="bench.io")
+def io(number: int) -> None:
+    io_body(number)

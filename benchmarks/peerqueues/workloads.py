@@ -2,9 +2,12 @@
 
 benchmarks/.peers-venv/bin/python -m benchmarks.peerqueues.workloads PEER WORKLOAD --n N
 
-PEER: celery-solo, celery-prefork, huey, rq, procrastinate.
+PEER: celery-solo, celery-prefork, huey, rq, procrastinate; for ``io`` celery-threads,
+huey-threads, procrastinate.
 WORKLOAD: ``drain`` (queue N no-op tasks untimed, start ONE worker process the way its users
 start it, time from the first task to the last, stop the worker once the queue is empty),
+``io`` (the same with tasks that wait 50 ms, ``--concurrency`` at once: timed from the first
+task's start to the last success, as bgtask's ``workloads.py io``),
 ``enqueue`` (N single enqueues, one call each, timed after one untimed call opened the
 connection) or ``prepare`` (create what the peer needs, idempotently).
 """
@@ -24,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PEERS = ("celery-solo", "celery-prefork", "huey", "huey-normal", "rq", "procrastinate")
+#: The I/O section's peers: Celery's thread pool, Huey's thread workers, Procrastinate.
+IO_PEERS = ("celery-threads", "huey-threads", "procrastinate")
 POLL = 0.01  # seconds between the parent's looks at the marker files and the queue
 STOP_TIMEOUT = 60
 
@@ -150,7 +155,7 @@ def succeeded(peer: str, n: int) -> int | None:
     return None
 
 
-def worker_command(peer: str) -> list[str]:
+def worker_command(peer: str, concurrency: int | None = None) -> list[str]:
     python = sys.executable
     if peer.startswith("celery"):
         return [
@@ -161,6 +166,7 @@ def worker_command(peer: str) -> list[str]:
             "benchmarks.peerqueues.celery_app",
             "worker",
             f"--pool={peer.split('-')[1]}",  # prefork: default concurrency (one child per core)
+            *([f"--concurrency={concurrency}"] if concurrency else []),
             "--loglevel=WARNING",
             "--without-gossip",
             "--without-mingle",
@@ -172,16 +178,26 @@ def worker_command(peer: str) -> list[str]:
             "-m",
             "huey.bin.huey_consumer",
             "benchmarks.peerqueues.huey_app.huey",
-            "--workers=1",
+            f"--workers={concurrency or 1}",
             "--worker-type=thread",
             "--quiet",
             "--no-periodic",
         ]
     # RQ and Procrastinate: their documented worker APIs in burst / one-shot mode.
-    return [python, "-m", "benchmarks.peerqueues.workloads", peer, "worker", "--n", "0"]
+    return [
+        python,
+        "-m",
+        "benchmarks.peerqueues.workloads",
+        peer,
+        "worker",
+        "--n",
+        "0",
+        "--concurrency",
+        str(concurrency or 1),
+    ]
 
 
-def run_worker(peer: str) -> None:
+def run_worker(peer: str, concurrency: int = 1) -> None:
     if peer == "rq":
         from rq import SimpleWorker
 
@@ -192,7 +208,7 @@ def run_worker(peer: str) -> None:
     else:
         from benchmarks.peerqueues.procrastinate_app import app
 
-        app.run_worker(wait=False, concurrency=1)
+        app.run_worker(wait=False, concurrency=concurrency)
 
 
 # -- workloads --------------------------------------------------------------------------------
@@ -244,6 +260,94 @@ def drain(peer: str, n: int) -> dict:
     }
 
 
+def fill_io(peer: str, n: int) -> None:
+    """Queue ``n`` of the I/O section's tasks, untimed."""
+    if peer == "procrastinate":
+        from benchmarks.peerqueues.procrastinate_app import app
+        from benchmarks.peerqueues.procrastinate_app import io as task
+
+        with app.open():
+            for first in range(0, n, 1000):
+                task.batch_defer(*({"number": i} for i in range(first, min(first + 1000, n))))
+        return
+    if peer.startswith("celery"):
+        from benchmarks.peerqueues.celery_app import io as task
+
+        call = task.delay
+    else:
+        from benchmarks.peerqueues.huey_app import huey
+        from benchmarks.peerqueues.huey_app import io as call
+
+        huey.storage.conn.execute("pragma synchronous=OFF")  # this filling process only
+    for i in range(n):
+        call(i)
+
+
+def io(peer: str, n: int, concurrency: int) -> dict:
+    """ONE worker process with ``concurrency`` slots on ``n`` queued 50 ms tasks; timed from the
+    first task's start to the last success: every body ended (``iomarks``) and, where the peer
+    records it, no job left to do or in progress."""
+    from benchmarks import iomarks
+
+    reset(peer)
+    fill_io(peer, n)
+    assert pending(peer) == n, (pending(peer), n)
+    folder = Path(tempfile.mkdtemp(prefix="bench-io-"))
+    marks = str(folder / "marks")
+    env = dict(os.environ, BENCH_IO_MARKS=marks)
+    with tempfile.TemporaryFile() as log:
+        spawned = time.time()
+        worker = subprocess.Popen(
+            worker_command(peer, concurrency),
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            while iomarks.count(marks) < n:
+                if worker.poll() is not None or time.time() - spawned > 600:
+                    log.seek(0)
+                    output = log.read()[-3000:].decode()
+                    raise RuntimeError(f"{peer} worker ended or stalled early:\n{output}")
+                time.sleep(POLL)
+            while pending(peer):
+                time.sleep(POLL / 2)
+            last_success = time.time()
+        finally:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        log.seek(0)
+        log_lines = log.read().decode(errors="replace").splitlines()
+    figures = iomarks.read(marks)
+    shutil.rmtree(folder, ignore_errors=True)
+    done = succeeded(peer, n)
+    if done is not None and done != n:
+        raise RuntimeError(f"{peer}: {done} of {n} tasks recorded as succeeded")
+    last = max(last_success, figures.last_end)
+    seconds = last - figures.first_start
+    noted = [line for line in log_lines if "ERROR" in line or "Traceback" in line]
+    return {
+        "n": n,
+        "concurrency": concurrency,
+        "seconds": seconds,
+        "rate": n / seconds,
+        "startup_seconds": figures.first_start - spawned,
+        "spawn_rate": n / (last - spawned),
+        "mean_in_flight": figures.mean_in_flight(last),
+        "write_lag_seconds": last - figures.last_end,
+        "ran": figures.distinct,
+        "duplicates": figures.duplicates,
+        "noted_lines": noted[:20],
+        "noted_count": len(noted),
+    }
+
+
 def enqueue(peer: str, n: int) -> dict:
     reset(peer)
     call = enqueuer(peer)
@@ -281,17 +385,22 @@ def versions() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("peer", choices=[*PEERS, "all"])
-    parser.add_argument("workload", choices=["drain", "enqueue", "prepare", "worker", "versions"])
+    parser.add_argument("peer", choices=[*PEERS, *IO_PEERS, "all"])
+    parser.add_argument(
+        "workload", choices=["drain", "enqueue", "prepare", "worker", "versions", "io"]
+    )
     parser.add_argument("--n", type=int, default=0)
+    parser.add_argument("--concurrency", type=int, default=1)
     options = parser.parse_args()
     if options.peer == "huey-normal":
         os.environ["BENCH_HUEY_SYNC"] = "normal"  # read by huey_app, inherited by the worker
     if options.workload == "worker":
-        run_worker(options.peer)
+        run_worker(options.peer, options.concurrency)
         return
     if options.workload == "versions":
         figures = versions()
+    elif options.workload == "io":
+        figures = io(options.peer, options.n, options.concurrency)
     else:
         figures = globals()[options.workload](options.peer, options.n)
     print(json.dumps(figures), flush=True)

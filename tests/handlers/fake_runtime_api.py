@@ -33,6 +33,7 @@ class Invocation:
     answered_ms: int | None = None  # when the answer arrived (epoch milliseconds)
     sent_at: float | None = None  # time.time() when the event was handed to the runtime client
     answered_at: float | None = None  # time.time() when its answer arrived
+    delivered_ms: int | None = None  # when the runtime client got the event (epoch milliseconds)
 
 
 class FakeRuntimeApi:
@@ -67,6 +68,7 @@ class FakeRuntimeApi:
                     api.init_done.set()
                 invocation = api._pending.get()  # held until the test queues an event
                 invocation.sent_at = time.time()
+                invocation.delivered_ms = int(time.time() * 1000)
                 self._answer(
                     200,
                     json.dumps(invocation.event).encode(),
