@@ -21,3 +21,8 @@ SILENCED_SYSTEM_CHECKS = ["models.W037"]  # MariaDB: migration 0002 adds full in
 # The enqueue-to-start workload's polling row (benchmarks/latency.py --listen off).
 if os.environ.get("BENCH_LISTEN") == "off":
     BGTASK_LISTEN = False
+# The dev install brings opentelemetry-api and sentry-sdk (for their tests): the benchmark measures
+# bgtask itself, as a project without them runs it. benchmarks/integrations_cost.py measures what
+# they add.
+BGTASK_OPENTELEMETRY = os.environ.get("BENCH_OPENTELEMETRY") == "1"
+BGTASK_SENTRY = os.environ.get("BENCH_SENTRY") == "1"

@@ -131,8 +131,10 @@ def on_failed(sender: Any, task: Task, error: BaseException | None = None, **kwa
 
 
 def connect() -> bool:
-    """Connect the receivers and the enqueue hook; False (and nothing done) without the library."""
-    if not AVAILABLE:
+    """Connect the receivers and the enqueue hook; False (and nothing done) without the library
+    or with ``BGTASK_OPENTELEMETRY = False``."""
+    if not AVAILABLE or not conf.opentelemetry():
+        # Off at start-up: nothing connected, so a task pays no signal dispatch for it.
         return False
     trace_context.install(capture_context)
     signals.task_started.connect(on_started, dispatch_uid="bgtask.otel.started")

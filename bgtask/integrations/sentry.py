@@ -129,8 +129,10 @@ def on_failed(sender: Any, task: Task, error: BaseException | None = None, **kwa
 
 
 def connect() -> bool:
-    """Connect the receivers; False (and nothing done) without the library."""
-    if not AVAILABLE:
+    """Connect the receivers; False (and nothing done) without the library or with
+    ``BGTASK_SENTRY = False``."""
+    if not AVAILABLE or not conf.sentry():
+        # Off at start-up: nothing connected, so a task pays no signal dispatch for it.
         return False
     # sentry-sdk 3 names it ignore_logger_for_events (its ignore_logger is for Sentry Logs); in 2.x
     # ignore_logger keeps a logger's records out of events and breadcrumbs.

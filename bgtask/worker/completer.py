@@ -48,6 +48,9 @@ from bgtask.worker import outages
 from bgtask.worker.execution import CANCELLED, FAILED, RETRIED, SUCCEEDED, Outcome, summary
 
 logger = logging.getLogger("bgtask.outcomes")
+# The lines that say a task failed, was retried or succeeded keep the logger they always had, so
+# filters and alerts on it (and the Sentry integration's) go on working.
+task_logger = logging.getLogger("bgtask.execution")
 
 #: Weight of the newest run in the running average of a task name's duration.
 DURATION_SMOOTHING = 0.2
@@ -282,7 +285,7 @@ class Completer:
         if recorded:
             _show_success(outcome)
             _send(signals.task_succeeded, task, result=outcome.value)
-        logger.debug("Task %s #%s succeeded.", task.task_name, task.id)
+        task_logger.debug("Task %s #%s succeeded.", task.task_name, task.id)
 
     def _write_error(self, outcome: Outcome) -> None:
         task, error, text = outcome.task, outcome.error, outcome.error_text
@@ -294,7 +297,7 @@ class Completer:
             if recorded:
                 task.status, task.attempts, task.last_error = Task.CANCELLED, attempts, text
                 task.finished_at, task.locked_by, task.locked_until = now, None, None
-            logger.warning("Task %s #%s stopped on a cancel request.", task.task_name, task.id)
+            task_logger.warning("Task %s #%s stopped on a cancel request.", task.task_name, task.id)
             return
         if outcome.kind == RETRIED:
             run_at = now + outcome.retry_delay
@@ -311,7 +314,7 @@ class Completer:
                 if run_at <= now:  # a retry due at once: wake idle workers for its queue
                     announce([task.queue], self.store.alias)
                 _send(signals.task_retried, task, error=error)
-            logger.warning(
+            task_logger.warning(
                 "Task %s #%s failed (attempt %d), retrying at %s: %s",
                 task.task_name,
                 task.id,
@@ -336,7 +339,7 @@ class Completer:
             )
             task.finished_at, task.locked_by, task.locked_until = now, None, None
             _send(signals.task_failed, task, error=error)
-        logger.error(
+        task_logger.error(
             "Task %s #%s failed for good after %d attempt(s): %s",
             task.task_name,
             task.id,
