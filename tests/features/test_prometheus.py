@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -59,8 +59,13 @@ def test_metrics_refuse_anyone_else(client):
     User.objects.create_user("plain", password="pw")
     client.login(username="plain", password="pw")
     assert client.get("/bgtask/metrics/").status_code == 403
-    User.objects.create_user("staff", password="pw", is_staff=True)
+    # Staff alone is not enough: the dashboard's rule (bgtask.web.permissions) applies here too.
+    staff = User.objects.create_user("staff", password="pw", is_staff=True)
     client.login(username="staff", password="pw")
+    assert client.get("/bgtask/metrics/").status_code == 403
+    staff.user_permissions.add(
+        Permission.objects.get(codename="view_task", content_type__app_label="bgtask")
+    )
     assert client.get("/bgtask/metrics/").status_code == 200
 
 
