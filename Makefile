@@ -31,7 +31,7 @@ demo: $(BIN)/.installed
 	$(BIN)/python manage.py bgtask_demo
 
 # mypy --strict on bgtask/ and the typing test tests/type_checks/ (settings in pyproject.toml [tool.mypy]:
-# bgtask/worker/ and bgtask/store/ are left out while they are being rewritten).
+# all of bgtask/, only the generated migrations left out).
 # cfn-lint runs on template.yaml and on what the SAM transform makes of it (infra/translate_template.py).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -55,4 +55,5 @@ async def aenqueue_many(
     >>> await aenqueue_many([send_email.call(1), send_email.call(2)])
     """
     calls = list(calls)  # validated here, in the caller's context, before the thread
-    return await sync_to_async(enqueue_many)(calls, using=using, return_tasks=return_tasks)
+    # sync_to_async keeps only the first of enqueue_many's overloads (return_tasks: Literal[True]).
+    return await sync_to_async(enqueue_many)(calls, using=using, return_tasks=return_tasks)  # type: ignore[arg-type]

@@ -51,7 +51,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 
 
 @checks.register()
-def check_process_tasks_command(app_configs=None, **kwargs):
+def check_process_tasks_command(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     """Warn when another installed app's ``process_tasks`` shadows bgtask's.
 
     Django runs the command of the first app in INSTALLED_APPS that has one. With

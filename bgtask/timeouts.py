@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 
@@ -115,7 +116,7 @@ def time_limit(seconds: float | None, error: type[TaskTimedOut] = TaskTimedOut) 
 def _alarm(seconds: float, error: type[TaskTimedOut]) -> Iterator[None]:
     armed = True
 
-    def on_alarm(signum, frame):
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
         if armed:
             raise error(seconds)
 

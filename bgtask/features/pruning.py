@@ -70,8 +70,11 @@ def prune(
         if not ids:
             break
         # Re-check the state in the DELETE: a row "retried" from the admin meanwhile is kept.
+        # The retention is not None here: prunable() found rows, which it does only with one.
         count = TaskStore(using).delete_finished(
-            ids, (Task.SUCCEEDED, Task.FAILED), (now or timezone.now()) - _retention(retention)
+            ids,
+            (Task.SUCCEEDED, Task.FAILED),
+            (now or timezone.now()) - _retention(retention),  # type: ignore[operator]
         )
         deleted += count
         chunks += 1

@@ -18,12 +18,12 @@ from bgtask.store import TaskStore
 RETRYABLE = (Task.FAILED, Task.CANCELLED)
 
 
-def run_now(tasks: QuerySet) -> int:
+def run_now(tasks: QuerySet[Task]) -> int:
     """Make queued tasks due at once (a scheduled or backing-off task jumps its wait)."""
     return _announced(tasks, (Task.QUEUED,), TaskStore(tasks.db).make_due_now)
 
 
-def retry_failed(tasks: QuerySet) -> int:
+def retry_failed(tasks: QuerySet[Task]) -> int:
     """Put failed and cancelled tasks back in the queue, due now, with their attempts reset.
     ``last_error`` is kept until the next run overwrites it; a unique task comes back without its
     key."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from django.db import connections, transaction
 
@@ -32,7 +33,8 @@ from bgtask.store.rows import tasks_from_rows, to_aware
 ORDER = "priority DESC, run_at, id"
 # What a succeeded outcome writes besides the values of its row.
 SUCCEEDED_SET = "status = 'succeeded', locked_by = NULL, locked_until = NULL, unique_key = NULL"
-SuccessRow = tuple[int, str, "str | None", datetime, datetime]
+# (id, locked_by, result, started_at, finished_at); a None locked_by matches no row.
+SuccessRow = tuple[int, "str | None", "str | None", datetime, datetime]
 
 
 # The queues no claim takes from. A plain NOT IN over a primary-key table that holds a few rows:
@@ -42,7 +44,8 @@ SuccessRow = tuple[int, str, "str | None", datetime, datetime]
 NOT_PAUSED = f"queue NOT IN (SELECT qs.name FROM {QueueState._meta.db_table} qs WHERE qs.paused)"
 
 
-def _due_filter(queue: str | None) -> tuple[str, list]:
+# Any in the parameter lists of this module: values for the driver to adapt.
+def _due_filter(queue: str | None) -> tuple[str, list[Any]]:
     if queue is None:
         return f"status = 'queued' AND run_at <= %s AND {NOT_PAUSED}", []
     return f"status = 'queued' AND run_at <= %s AND queue = %s AND {NOT_PAUSED}", [queue]
@@ -58,7 +61,9 @@ class Dialect:
         self._outcome_sql: dict[tuple[tuple[str, ...], str], str] = {}
         self.table = self.connection.ops.quote_name(Task._meta.db_table)
         self.columns = ", ".join(
-            self.connection.ops.quote_name(f.column) for f in Task._meta.concrete_fields
+            # A concrete field always has a column (the stubs allow None for the others).
+            self.connection.ops.quote_name(f.column)  # type: ignore[arg-type]
+            for f in Task._meta.concrete_fields
         )
 
     def claim(
@@ -66,7 +71,7 @@ class Dialect:
     ) -> list[Task]:
         raise NotImplementedError
 
-    def finish(self, task_id: int, locked_by: str, fields: dict[str, object]) -> int:
+    def finish(self, task_id: int, locked_by: str | None, fields: dict[str, object]) -> int:
         """Write an outcome (``fields``) to a task this worker still holds; the rows updated.
 
         One raw statement in autocommit: the outcome is committed before the next task starts, in
@@ -78,7 +83,11 @@ class Dialect:
         sql = self._outcome_sql.get((names, extra))
         if sql is None:
             quote = connection.ops.quote_name
-            assignments = ", ".join(f"{quote(Task._meta.get_field(n).column)} = %s" for n in names)
+            # names are Task's concrete fields, so get_field gives a Field with a column.
+            assignments = ", ".join(
+                f"{quote(Task._meta.get_field(n).column)} = %s"  # type: ignore[union-attr,arg-type]
+                for n in names
+            )
             sql = (
                 f"UPDATE {self.table} SET {assignments} "
                 f"WHERE id = %s AND status = 'running' AND locked_by = %s{extra}"
@@ -87,7 +96,7 @@ class Dialect:
         params = self._adapt([*fields.values(), task_id, locked_by])
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.rowcount
+            return cursor.rowcount  # type: ignore[no-any-return]  # DB-API: an int
 
     def _commit_clause(self) -> str:
         """``outcome_where`` when outcome commits may be asynchronous (``BGTASK_ASYNC_COMMIT``).
@@ -106,11 +115,11 @@ class Dialect:
         """``value`` as the driver takes it (the ORM's adaptation, which dialects may shortcut)."""
         return self.connection.ops.adapt_datetimefield_value(value)
 
-    def _adapt(self, params: list) -> list:
+    def _adapt(self, params: list[Any]) -> list[Any]:
         adapt = self.adapt_datetime
         return [adapt(v) if isinstance(v, datetime) else v for v in params]
 
-    def _adapted(self, rows: Sequence[SuccessRow]) -> list[tuple]:
+    def _adapted(self, rows: Sequence[SuccessRow]) -> list[tuple[Any, ...]]:
         adapt = self.adapt_datetime
         return [(i, by, result, adapt(start), adapt(end)) for i, by, result, start, end in rows]
 
@@ -118,10 +127,15 @@ class Dialect:
         """INSERT ``rows`` (values in the order of field ``names``) in one statement."""
         connection = self.connection
         quote = connection.ops.quote_name
-        columns = ", ".join(quote(Task._meta.get_field(n).column) for n in names)
+        columns = ", ".join(
+            quote(Task._meta.get_field(n).column)  # type: ignore[union-attr,arg-type]  # as in finish
+            for n in names
+        )
         placeholders = "(" + ", ".join(["%s"] * len(names)) + ")"
         adapt = connection.ops.adapt_datetimefield_value
-        params = [adapt(v) if isinstance(v, datetime) else v for row in rows for v in row]
+        params: list[Any] = [
+            adapt(v) if isinstance(v, datetime) else v for row in rows for v in row
+        ]
         sql = f"INSERT INTO {self.table} ({columns}) VALUES " + ", ".join(
             [placeholders] * len(rows)
         )
@@ -187,7 +201,9 @@ class UpdateReturningDialect(Dialect):
 
     lock_clause = ""
 
-    def claim(self, worker_id, limit, now, lease_until, queue):
+    def claim(
+        self, worker_id: str, limit: int, now: datetime, lease_until: datetime, queue: str | None
+    ) -> list[Task]:
         where, extra = _due_filter(queue)
         sql = (
             f"UPDATE {self.table} SET status = 'running', locked_by = %s, locked_until = %s, "
@@ -223,7 +239,7 @@ class PostgresDialect(UpdateReturningDialect):
             for queue in sorted(set(queues)):
                 cursor.execute("SELECT pg_notify(%s, %s)", [channel, queue])
 
-    def finish_successes(self, rows):
+    def finish_successes(self, rows: Sequence[SuccessRow]) -> set[int]:
         # The group travels as one JSON parameter, one statement text whatever the group size
         # (the server plans one shape). Five typed arrays would say the same, but psycopg's
         # client-side array adaptation (Django binds parameters client-side) cost about twice the
@@ -253,11 +269,14 @@ class PostgresDialect(UpdateReturningDialect):
             cursor.execute(sql, [payload])
             return {row[0] for row in cursor.fetchall()}
 
-    def insert(self, names, rows):
+    def insert(self, names: Sequence[str], rows: Sequence[Sequence[object]]) -> int:
         # COPY: psycopg streams the rows without a statement of 30,000 literals to quote and for
         # the server to parse (three times faster than a multi-row INSERT for 100,000 rows).
         quote = self.connection.ops.quote_name
-        columns = ", ".join(quote(Task._meta.get_field(n).column) for n in names)
+        columns = ", ".join(
+            quote(Task._meta.get_field(n).column)  # type: ignore[union-attr,arg-type]  # as in finish
+            for n in names
+        )
         sql = f"COPY {self.table} ({columns}) FROM STDIN"
         # The raw psycopg cursor: Django's wrapper has no copy(); errors still become Django's.
         with (
@@ -278,7 +297,9 @@ class SQLiteDialect(UpdateReturningDialect):
     with the priority fixed, ``run_at <= now`` is a bounded range. ``INDEXED BY`` keeps the
     planner on the partial due indexes whatever other indexes the table has."""
 
-    def claim(self, worker_id, limit, now, lease_until, queue):
+    def claim(
+        self, worker_id: str, limit: int, now: datetime, lease_until: datetime, queue: str | None
+    ) -> list[Task]:
         index = "bgtask_due_idx" if queue is None else "bgtask_due_queue_idx"
         scope = "status = 'queued'" + ("" if queue is None else " AND queue = %s")
         scope_params = [] if queue is None else [queue]
@@ -309,12 +330,12 @@ class SQLiteDialect(UpdateReturningDialect):
     def _due_index_hint(self, queue):
         return f" INDEXED BY {'bgtask_due_idx' if queue is None else 'bgtask_due_queue_idx'}"
 
-    def adapt_datetime(self, value):
+    def adapt_datetime(self, value: datetime) -> str:
         # Django's adaptation of an aware datetime, without its checks and lookups per value
         # (two per success in a group write, a measurable share of the per-task Python).
         return str(value.astimezone(self.connection.timezone).replace(tzinfo=None))
 
-    def finish_successes(self, rows):
+    def finish_successes(self, rows: Sequence[SuccessRow]) -> set[int]:
         values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
         sql = (
             f"UPDATE {self.table} AS t SET {SUCCEEDED_SET}, result = v.column3, "
@@ -329,7 +350,9 @@ class SQLiteDialect(UpdateReturningDialect):
 
 
 class MySQLDialect(Dialect):
-    def claim(self, worker_id, limit, now, lease_until, queue):
+    def claim(
+        self, worker_id: str, limit: int, now: datetime, lease_until: datetime, queue: str | None
+    ) -> list[Task]:
         # A loose index scan over priorities, highest first. One query ordered by
         # (priority DESC, run_at, id) and filtered on run_at cannot stop early in MariaDB's
         # (status, priority DESC, run_at, id) index when the queued rows are not due yet: it
@@ -345,7 +368,7 @@ class MySQLDialect(Dialect):
             f"AND run_at <= %s AND {NOT_PAUSED} ORDER BY run_at, id LIMIT %s "
             "FOR UPDATE SKIP LOCKED"
         )
-        due_by = self.adapt_datetime(now)
+        due_by: Any = self.adapt_datetime(now)  # for the driver
         rows: list[Task] = []
         priority = None
         with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
@@ -412,7 +435,7 @@ class MySQLDialect(Dialect):
                     earliest = row[0]
         return None if earliest is None else to_aware(earliest, self.connection.timezone)
 
-    def finish_successes(self, rows):
+    def finish_successes(self, rows: Sequence[SuccessRow]) -> set[int]:
         # No UPDATE ... RETURNING here: lock the rows that are still ours, then write those in
         # one UPDATE joined to the group's values, in one short transaction.
         rows = self._adapted(rows)

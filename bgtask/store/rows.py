@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, tzinfo
+from typing import Any
 
 from django.db import connections, models
 from django.db.models.base import ModelState
@@ -26,7 +27,8 @@ ATTNAMES = tuple(f.attname for f in FIELDS)
 DATETIME_POSITIONS = tuple(i for i, f in enumerate(FIELDS) if isinstance(f, models.DateTimeField))
 
 
-def to_aware(value: datetime | str, zone: tzinfo) -> datetime:
+# zone None: a connection without a time zone (USE_TZ off, refused by check bgtask.E001).
+def to_aware(value: datetime | str, zone: tzinfo | None) -> datetime:
     """A datetime column as an aware datetime, whichever form the driver returned."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
@@ -35,7 +37,8 @@ def to_aware(value: datetime | str, zone: tzinfo) -> datetime:
     return value
 
 
-def tasks_from_rows(alias: str, rows: Iterable[Sequence[object]]) -> list[Task]:
+# Any: the driver's column values (int, str, datetime, float, None, ...).
+def tasks_from_rows(alias: str, rows: Iterable[Sequence[Any]]) -> list[Task]:
     """``Task`` instances from rows holding every concrete column, in ``FIELDS`` order."""
     zone = connections[alias].timezone
     tasks = []

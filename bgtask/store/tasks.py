@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import (
     DatabaseError,
@@ -18,6 +19,8 @@ from django.db import (
     router,
     transaction,
 )
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import QuerySet
 
 from bgtask import clock, conf
 from bgtask.models import Task, WorkerBatch
@@ -53,10 +56,10 @@ class TaskStore:
         self.dialect = dialect_for(self.alias)
 
     @property
-    def connection(self):
+    def connection(self) -> BaseDatabaseWrapper:
         return connections[self.alias]
 
-    def _run(self, operation, *, reconnect: bool = True):
+    def _run[T](self, operation: Callable[[], T], *, reconnect: bool = True) -> T:
         """Run ``operation()``, riding out SQLite lock contention and one dropped connection.
 
         "database is locked" never reaches the user: another process holding SQLite's single write
@@ -198,6 +201,7 @@ class TaskStore:
         renewed = (rows.exclude(id__in=list(capped)) if capped else rows).update(locked_until=until)
         now = clock.now(self.alias) if capped else None
         for task_id, cap in capped.items():
+            assert now is not None  # read above, as capped is not empty
             if cap > now:
                 renewed += rows.filter(id=task_id).update(locked_until=min(cap, until))
         return renewed
@@ -325,7 +329,7 @@ class TaskStore:
 
     # -- outcomes ---------------------------------------------------------------------------
 
-    def _finish(self, task: Task, **fields) -> bool:
+    def _finish(self, task: Task, **fields: Any) -> bool:
         """Write an outcome if ``task`` is still ours; False when the lease was lost meanwhile."""
         fields.setdefault("locked_by", None)
         fields.setdefault("locked_until", None)
@@ -343,7 +347,7 @@ class TaskStore:
         )
 
     def mark_succeeded_many(
-        self, rows: Sequence[tuple[int, str, str | None, datetime, datetime]]
+        self, rows: Sequence[tuple[int, str | None, str | None, datetime, datetime]]
     ) -> set[int]:
         """Record many successes in one guarded statement; return the ids written.
 
@@ -355,7 +359,7 @@ class TaskStore:
             return set()
         if len(rows) == 1:
             task_id, locked_by, result, started_at, finished_at = rows[0]
-            fields = {
+            fields: dict[str, object] = {
                 "status": Task.SUCCEEDED,
                 "result": result,
                 "started_at": started_at,
@@ -408,13 +412,13 @@ class TaskStore:
 
     # -- operators' actions (admin, CLI) ------------------------------------------------------
 
-    def make_due_now(self, tasks) -> int:
+    def make_due_now(self, tasks: QuerySet[Task]) -> int:
         """Make the queued rows of ``tasks`` (a queryset) due at once; the rows changed."""
         return (
             tasks.using(self.alias).filter(status=Task.QUEUED).update(run_at=clock.now(self.alias))
         )
 
-    def requeue(self, tasks, statuses: Sequence[str]) -> int:
+    def requeue(self, tasks: QuerySet[Task], statuses: Sequence[str]) -> int:
         """Put the rows of ``tasks`` in one of ``statuses`` back in the queue, due now, attempts
         reset (``last_error`` kept until the next run overwrites it); the rows changed."""
         return (
@@ -435,7 +439,7 @@ class TaskStore:
 
     # -- cancelling ---------------------------------------------------------------------------
 
-    def cancel_queued(self, tasks, message: str, now: datetime) -> int:
+    def cancel_queued(self, tasks: QuerySet[Task], message: str, now: datetime) -> int:
         """Cancel the still-queued rows of ``tasks`` (a ``Task`` queryset); the rows cancelled.
         The status check and the write are one conditional UPDATE."""
         return (
@@ -507,6 +511,7 @@ class TaskStore:
         if not isinstance(note, str):
             raise TypeError(f"a progress note must be a string, got {note!r}.")
         limit = Task._meta.get_field("progress_note").max_length
+        assert limit is not None  # progress_note is a CharField with a max_length
         if len(note) > limit:
             note = note[: limit - 1] + "…"
         updated = self._run(

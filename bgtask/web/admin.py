@@ -14,7 +14,10 @@ column sorts, and the search box matches an id or an exact task name (indexed) u
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import cached_property
+from typing import Any
 from urllib.parse import urlencode
 
 import django
@@ -31,7 +34,7 @@ from django.http import (
     HttpResponseRedirect,
 )
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -58,7 +61,7 @@ PRETTY_JSON_LIMIT = 200_000
 MAX_TASK_ID = 2**63 - 1
 
 
-def format_time(value) -> str:
+def format_time(value: datetime | None) -> str:
     """An aware datetime in the admin's one format, in the current time zone; ``-`` for None."""
     return "-" if value is None else timezone.localtime(value).strftime(TIME_FORMAT)
 
@@ -75,11 +78,11 @@ def error_is_current(task: Task) -> bool:
     return task.status in (Task.FAILED, Task.CANCELLED)
 
 
-def _time_field(name: str, label: str):
+def _time_field(name: str, label: str) -> Callable[[Any, Task], str]:
     """A read-only field of the task's page showing the datetime ``name`` in TIME_FORMAT."""
 
     @admin.display(description=label)
-    def show(self, task: Task) -> str:
+    def show(self: Any, task: Task) -> str:
         return format_time(getattr(task, name))
 
     return show
@@ -108,7 +111,7 @@ def progress_text(fraction: float, note: str | None) -> str:
     return f"{text} {note}" if note else text
 
 
-def when(task: Task):
+def when(task: Task) -> tuple[str, datetime | None]:
     """(label, time) of a task's row: when it is due, started, or finished."""
     if task.status == Task.QUEUED:
         return ("due since" if task.run_at <= timezone.now() else "due at"), task.run_at
@@ -117,7 +120,7 @@ def when(task: Task):
     return task.status, task.finished_at or task.failed_at
 
 
-def precise_duration(delta) -> str:
+def precise_duration(delta: timedelta) -> str:
     """A run time: ``0.042 s``, ``12.5 s``, or ``duration_text`` past a minute."""
     seconds = max(0.0, delta.total_seconds())
     if seconds < 10:
@@ -127,18 +130,19 @@ def precise_duration(delta) -> str:
     return duration_text(seconds)
 
 
-def capped_count(tasks: QuerySet, cap: int = COUNT_CAP) -> int:
+def capped_count(tasks: QuerySet[Any], cap: int = COUNT_CAP) -> int:
     """``min(tasks.count(), cap + 1)``, reading at most ``cap + 1`` rows."""
     return tasks.order_by()[: cap + 1].count()
 
 
-class CappedPaginator(Paginator):
+class CappedPaginator(Paginator):  # type: ignore[type-arg]  # Paginator is not subscriptable at run time
     """Counts at most ``COUNT_CAP + 1`` rows, so a page view never counts the whole table; past
     the cap, the list offers the first ``COUNT_CAP`` rows' pages (narrow it with a filter)."""
 
     @cached_property
     def count(self) -> int:
-        return capped_count(self.object_list)
+        # The admin pages a queryset (the changelist's); the stubs say only "sliceable, countable".
+        return capped_count(self.object_list)  # type: ignore[arg-type]
 
 
 class RegisteredChoicesFilter(admin.SimpleListFilter):
@@ -147,13 +151,17 @@ class RegisteredChoicesFilter(admin.SimpleListFilter):
     def choices_from_registry(self) -> set[str]:
         raise NotImplementedError
 
-    def lookups(self, request, model_admin):
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, str]]:
         values = self.choices_from_registry()
         if self.value():
-            values.add(self.value())
+            values.add(self.value())  # type: ignore[arg-type]  # not None: checked just above
         return [(value, value) for value in sorted(values)]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        # SimpleListFilter.__init__ raises ImproperlyConfigured when a filter has no parameter_name.
+        assert self.parameter_name is not None
         field = self.parameter_name.removesuffix("__exact")
         return queryset.filter(**{field: self.value()}) if self.value() else queryset
 
@@ -165,10 +173,12 @@ class StatusFilter(admin.SimpleListFilter):
     title = "status"
     parameter_name = "status__exact"
 
-    def lookups(self, request, model_admin):
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, str]]:
         return Task.STATUS_CHOICES
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() == Task.RUNNING:
             # Running tasks are few (workers x claim size). Found without an ORDER BY, they come
             # from the partial lease index; ordered by id, SQLite would rather walk the whole
@@ -176,7 +186,7 @@ class StatusFilter(admin.SimpleListFilter):
             running = Task.objects.filter(status_is(Task.RUNNING)).order_by()
             return queryset.filter(id__in=list(running.values_list("id", flat=True)[:COUNT_CAP]))
         if self.value() in dict(Task.STATUS_CHOICES):
-            return queryset.filter(status_is(self.value()))
+            return queryset.filter(status_is(self.value()))  # type: ignore[arg-type]  # a status: checked above
         return queryset
 
 
@@ -233,7 +243,7 @@ TASK_FIELDS = (
 DATA_FIELDS = ("arguments_display", "result_display")
 
 #: action name -> (function(queryset) -> count, message, statuses it applies to)
-PAGE_ACTIONS = {
+PAGE_ACTIONS: dict[str, tuple[Callable[[QuerySet[Task]], int] | None, str, tuple[str, ...]]] = {
     "run_now": (run_now, "{} queued task(s) are due now.", (Task.QUEUED,)),
     "retry": (
         retry_failed,
@@ -283,16 +293,19 @@ class IdOrderedChangeList(ChangeList):
     headers as links but sorts by whatever column index ``o`` names: one request could make the
     database sort the whole table by status or queue, which no index serves."""
 
-    def get_ordering_field(self, field_name):
+    def get_ordering_field(self, field_name: Callable[..., Any] | str) -> str | Any | None:
+        # ModelAdmin.get_sortable_by falls back to list_display: a ChangeList's is never None.
+        assert self.sortable_by is not None
         if field_name not in self.sortable_by:
             return None
         return super().get_ordering_field(field_name)
 
 
-class UnframedAdmin(admin.ModelAdmin):
+# ModelAdmin is generic in django-stubs only: at run time it takes no type argument.
+class UnframedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """A ModelAdmin none of whose pages may be framed (``bgtask.web.framing``)."""
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         patterns = super().get_urls()
         for pattern in patterns:
             pattern.callback = deny_framing(pattern.callback)
@@ -388,7 +401,9 @@ class TaskAdmin(UnframedAdmin):
             '{}<span class="bgtask-error{}" title="{}">{}</span>', name, kind, line, line
         )
 
-    def get_search_results(self, request, queryset, search_term):
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -405,13 +420,15 @@ class TaskAdmin(UnframedAdmin):
             )
         return queryset.filter(match), False
 
-    def get_search_fields(self, request):
+    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
         return self.search_fields
 
-    def get_changelist(self, request, **kwargs):
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return IdOrderedChangeList
 
-    def changelist_view(self, request, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         counts = [
             (label, capped_count(Task.objects.filter(status_is(value))))
             for value, label in Task.STATUS_CHOICES
@@ -425,7 +442,7 @@ class TaskAdmin(UnframedAdmin):
         return super().changelist_view(request, extra_context=extra_context)
 
     @admin.action(description="Run now (queued tasks)", permissions=["change"])
-    def action_run_now(self, request, queryset):
+    def action_run_now(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         count = run_now(queryset)
         self.message_user(request, f"{count} queued task(s) are due now.", messages.SUCCESS)
 
@@ -433,23 +450,29 @@ class TaskAdmin(UnframedAdmin):
         description="Retry (failed and cancelled tasks back to queued, attempts reset)",
         permissions=["change"],
     )
-    def action_retry(self, request, queryset):
+    def action_retry(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         count = retry_failed(queryset)
         self.message_user(
             request, f"{count} failed or cancelled task(s) queued again.", messages.SUCCESS
         )
 
     @admin.action(description="Cancel (queued tasks; running ones finish)", permissions=["change"])
-    def action_cancel(self, request, queryset):
+    def action_cancel(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         count = cancel_queued(queryset, reason=f"cancelled in the admin by {request.user}")
         self.message_user(request, f"{count} queued task(s) cancelled.", messages.SUCCESS)
 
     # -- a task's page --------------------------------------------------------------------------
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         # Every field is read-only; a POST here could only write the row back as it was read,
         # over whatever a worker wrote meanwhile.
         if request.method == "POST":
@@ -457,9 +480,10 @@ class TaskAdmin(UnframedAdmin):
         task = self.get_object(request, object_id) if object_id else None
         can_change = task is not None and self.has_change_permission(request, task)
         buttons = [
-            (name, reverse("admin:bgtask_task_act", args=[task.pk, name]))
+            # can_change is False when task is None, so task is a Task wherever it is read here.
+            (name, reverse("admin:bgtask_task_act", args=[task.pk, name]))  # type: ignore[union-attr]
             for name, (_, _, statuses) in PAGE_ACTIONS.items()
-            if can_change and task.status in statuses
+            if can_change and task.status in statuses  # type: ignore[union-attr]
         ]
         extra_context = {
             **(extra_context or {}),
@@ -569,6 +593,7 @@ class TaskAdmin(UnframedAdmin):
         if action == "cancel":
             count = cancel_queued(one, reason=f"cancelled in the admin by {request.user}")
         else:
+            assert function is not None  # only "cancel" has none, handled just above
             count = function(one)
         level = messages.SUCCESS if count else messages.WARNING
         self.message_user(request, message.format(count), level)
@@ -645,7 +670,7 @@ class TaskAdmin(UnframedAdmin):
                 self.message_user(request, f"Queue {queue!r} was {done} already.", messages.WARNING)
         return HttpResponseRedirect(reverse("admin:bgtask_task_dashboard"))
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
         # Every page of the task admin carries buttons that change tasks: none may be framed.
         return [
@@ -684,8 +709,8 @@ class PeriodicOccurrenceAdmin(UnframedAdmin):
     search_fields = ("name",)
     readonly_fields = ("name", "last_enqueued_at", "updated_at")
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -41,7 +41,8 @@ def deny_framing(view: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a view so that its responses may not be framed (X-Frame-Options and CSP)."""
 
     @wraps(view)
-    def wrapped(request, *args, **kwargs):
+    # Any: the response is whatever the wrapped view returns (a response, by Django's contract).
+    def wrapped(request: Any, *args: Any, **kwargs: Any) -> Any:
         response = view(request, *args, **kwargs)
         _forbid_frames(response)
         return response

@@ -470,7 +470,8 @@ def _owe(batch: _Batch, outcome: Outcome) -> None:
         result.retried += outcome.kind == RETRIED
         result.failed += outcome.kind == FAILED
         result.cancelled += outcome.kind == CANCELLED
-        owed.owe_hand_back(alias, outcome.task.locked_by, [outcome.task.id])
+        # A task this batch claimed and has not written: locked_by is its worker's id.
+        owed.owe_hand_back(alias, outcome.task.locked_by, [outcome.task.id])  # type: ignore[arg-type]
 
 
 def _start_limit(batch: _Batch, task: Task, now: float) -> timeouts.Limit | None:

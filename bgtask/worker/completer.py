@@ -171,7 +171,12 @@ class Completer:
                 else:
                     # Often what made the task fail: hand it back to run again, this attempt
                     # not counted, instead of leaving it running until its lease ends.
-                    self.owed.owe_hand_back(self.store.alias, task.locked_by, [task.id])
+                    # Claimed by this batch and not yet written: locked_by is its worker's id.
+                    self.owed.owe_hand_back(
+                        self.store.alias,
+                        task.locked_by,  # type: ignore[arg-type]
+                        [task.id],
+                    )
             raise
 
     def _groupable(self, task: Task) -> bool:
@@ -300,6 +305,7 @@ class Completer:
             task_logger.warning("Task %s #%s stopped on a cancel request.", task.task_name, task.id)
             return
         if outcome.kind == RETRIED:
+            assert outcome.retry_delay is not None  # every RETRIED outcome has one (execution)
             run_at = now + outcome.retry_delay
             recorded = self.store.mark_retry(task, text, attempts, run_at, outcome.started_at)
             outcome.recorded = recorded

@@ -26,8 +26,10 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from bgtask import current, timeouts
 from bgtask.exceptions import TaskAbandoned, TaskCancelled
@@ -53,7 +55,7 @@ class _Running:
 
     task: Task
     thread_id: int | None = None  # a sync task's thread
-    coroutine_task: asyncio.Task | None = None  # an async task's asyncio.Task
+    coroutine_task: asyncio.Task[Any] | None = None  # an async task's asyncio.Task
     loop: asyncio.AbstractEventLoop | None = None
     stopped: bool = False  # TaskAbandoned or TaskCancelled was sent to it (at most once)
     ending: bool = False  # its function has returned: no stop is sent any more
@@ -308,6 +310,7 @@ class Runner:
             )
             self._loop_thread.start()
             ready.wait()
+        assert self._loop is not None  # loop_main set it before ready
         asyncio.run_coroutine_threadsafe(self._aexecute(task, limit), self._loop).add_done_callback(
             lambda future: None
         )
@@ -355,7 +358,7 @@ def _drop_broken_connections() -> None:
         connection.errors_occurred = False
 
 
-def _usable(connection) -> bool:
+def _usable(connection: BaseDatabaseWrapper) -> bool:
     try:
         return connection.is_usable()
     except Exception:

@@ -18,9 +18,10 @@ still acted on). When both 3 and 4 happen, 3 wins.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
@@ -85,7 +86,7 @@ class Command(BaseCommand):
         "verb applies to."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
         listing = verbs.add_parser("list", help="Tasks, newest first.")
         listing.add_argument("--status", choices=STATUSES)
@@ -106,12 +107,21 @@ class Command(BaseCommand):
         stats = verbs.add_parser("stats", help="Per-queue counts (--json: the status endpoint's).")
         stats.add_argument("--json", dest="as_json", action="store_true")
 
-    def handle(self, *args, verb: str, **options) -> None:
+    def handle(self, *args: Any, verb: str, **options: Any) -> None:
         getattr(self, f"do_{verb}")(**options)
 
     # -- the verbs --------------------------------------------------------------------------
 
-    def do_list(self, *, status, queue, name, limit, as_json: bool, **_) -> None:
+    def do_list(
+        self,
+        *,
+        status: str | None,
+        queue: str | None,
+        name: str | None,
+        limit: int,
+        as_json: bool,
+        **_: Any,
+    ) -> None:
         if limit <= 0:
             raise CommandError(f"--limit must be above 0, got {limit}.", returncode=EXIT_USAGE)
         tasks = Task.objects.order_by("-id")
@@ -128,7 +138,7 @@ class Command(BaseCommand):
         table = [[_text(row[field]) for field in LIST_FIELDS] for row in rows]
         self._table([field.upper() for field in LIST_FIELDS], table)
 
-    def do_show(self, *, id: int, as_json: bool, **_) -> None:
+    def do_show(self, *, id: int, as_json: bool, **_: Any) -> None:
         row = Task.objects.filter(pk=id).values(*SHOW_FIELDS).first()
         if row is None:
             raise CommandError(f"No task with id {id}.", returncode=EXIT_NOT_FOUND)
@@ -142,7 +152,7 @@ class Command(BaseCommand):
                 value = "\n" + "\n".join("    " + line for line in value.splitlines())
             self.stdout.write(f"{field:<{width}}  {value}")
 
-    def do_retry(self, *, ids: list[int], **_) -> None:
+    def do_retry(self, *, ids: list[int], **_: Any) -> None:
         self._each(
             ids,
             lambda task_id: retry_failed(Task.objects.filter(pk=task_id)) == 1,
@@ -150,7 +160,7 @@ class Command(BaseCommand):
             refused=f"is not {' or '.join(RETRYABLE)}",
         )
 
-    def do_cancel(self, *, ids: list[int], **_) -> None:
+    def do_cancel(self, *, ids: list[int], **_: Any) -> None:
         self._each(
             ids,
             lambda task_id: cancel(task_id, reason="cancelled with manage.py bgtask"),
@@ -158,15 +168,15 @@ class Command(BaseCommand):
             refused="is not queued",
         )
 
-    def do_pause(self, *, queue: str, **_) -> None:
+    def do_pause(self, *, queue: str, **_: Any) -> None:
         changed = self._queue_call(pause_queue, queue)
         self.stdout.write(f"Queue {queue!r} {'paused' if changed else 'was paused already'}.")
 
-    def do_resume(self, *, queue: str, **_) -> None:
+    def do_resume(self, *, queue: str, **_: Any) -> None:
         changed = self._queue_call(resume_queue, queue)
         self.stdout.write(f"Queue {queue!r} {'resumed' if changed else 'was not paused'}.")
 
-    def do_stats(self, *, as_json: bool, **_) -> None:
+    def do_stats(self, *, as_json: bool, **_: Any) -> None:
         figures = health()
         if as_json:
             self._json(figures)
@@ -188,7 +198,7 @@ class Command(BaseCommand):
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _each(self, ids: list[int], act, *, done: str, refused: str) -> None:
+    def _each(self, ids: list[int], act: Callable[[int], bool], *, done: str, refused: str) -> None:
         """Act on each id in turn; a missing or refused one is reported and the rest go on."""
         known = set(Task.objects.filter(pk__in=ids).values_list("pk", flat=True))
         missing, refusals = [], []
@@ -211,7 +221,7 @@ class Command(BaseCommand):
                 f"{len(refusals)} of {len(ids)} task(s) {refused}.", returncode=EXIT_NOT_APPLICABLE
             )
 
-    def _queue_call(self, function, queue: str) -> bool:
+    def _queue_call(self, function: Callable[[str], bool], queue: str) -> bool:
         try:
             return function(queue)
         except (TypeError, ValueError) as exc:

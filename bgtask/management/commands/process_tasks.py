@@ -23,8 +23,9 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, InterfaceError, OperationalError, router
 
 from bgtask import conf
@@ -109,7 +110,7 @@ class Command(BaseCommand):
     # MariaDB field checks) connect, and a worker started during an outage must wait, not exit.
     requires_system_checks: list[str] = []
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--duration",
             type=float,
@@ -147,7 +148,7 @@ class Command(BaseCommand):
 
     def handle(
         self,
-        *args,
+        *args: Any,
         duration: float,
         sleep: float,
         queue: str | None,
@@ -155,7 +156,7 @@ class Command(BaseCommand):
         log_std: bool,
         log_level: str | None,
         concurrency: int | None = None,
-        **options,
+        **options: Any,
     ) -> None:
         if sleep != sleep or sleep < 0 or sleep == float("inf"):
             raise CommandError(f"--sleep must be a finite number of seconds >= 0, got {sleep}.")
@@ -274,7 +275,7 @@ class Command(BaseCommand):
             bgtask_logger.setLevel(log_level)
         if log_file:
             try:
-                handler = logging.FileHandler(log_file)
+                handler: logging.Handler = logging.FileHandler(log_file)
             except OSError as exc:
                 raise CommandError(f"--log-file {log_file!r} cannot be opened: {exc}") from None
             handler.setFormatter(
