@@ -365,8 +365,10 @@ def admin_full_search() -> bool:
 def listen() -> bool | str:
     """``BGTASK_LISTEN``: True, False or ``"auto"``."""
     value = get("BGTASK_LISTEN")
-    if value is True or value is False or value == "auto":
-        return value
+    if value is True or value is False:
+        return bool(value)
+    if value == "auto":
+        return "auto"
     raise ImproperlyConfigured(f'BGTASK_LISTEN must be True, False or "auto", got {value!r}.')
 
 

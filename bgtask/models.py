@@ -211,7 +211,7 @@ class Task(models.Model):
         return f"{self.task_name} #{self.pk} ({self.status})"
 
     @classmethod
-    def check(cls, **kwargs):
+    def check(cls, **kwargs: Any) -> list[Any]:
         """Django's model checks, less ``models.W037`` for this model's own indexes.
 
         The conditions are deliberate: PostgreSQL and SQLite get partial indexes that match the

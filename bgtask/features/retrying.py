@@ -7,6 +7,8 @@ retry``. Each is one conditional UPDATE, so a task a worker changed meanwhile is
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import transaction
 from django.db.models import QuerySet
 
@@ -31,12 +33,14 @@ def retry_failed(tasks: QuerySet[Task]) -> int:
     return _announced(tasks, RETRYABLE, lambda chosen: store.requeue(chosen, RETRYABLE))
 
 
-def _announced(tasks: QuerySet[Task], statuses: tuple[str, ...], change) -> int:
+def _announced(
+    tasks: QuerySet[Task], statuses: tuple[str, ...], change: Callable[[QuerySet[Task]], int]
+) -> int:
     """Run ``change(tasks)`` (it makes some of ``tasks`` due now) and wake idle workers for their
     queues, in one transaction: they are woken only if the change commits."""
     with transaction.atomic(using=tasks.db):
         queues = set(tasks.filter(status__in=statuses).values_list("queue", flat=True).distinct())
-        count = change(tasks)
+        count: int = change(tasks)
         if count:
             announce(queues, tasks.db)
     return count

@@ -20,7 +20,7 @@ paused.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -180,7 +180,12 @@ class Dialect:
             "AND priority = p.priority AND run_at > %s ORDER BY run_at LIMIT 1)) "
             "FROM p WHERE p.priority IS NOT NULL"
         )
-        params = [*scope_params, *scope_params, *scope_params, self.adapt_datetime(after)]
+        params: list[Any] = [
+            *scope_params,
+            *scope_params,
+            *scope_params,
+            self.adapt_datetime(after),
+        ]
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             value = cursor.fetchone()[0]
@@ -231,7 +236,7 @@ class PostgresDialect(UpdateReturningDialect):
     # for the row the primary key finds, which is cheaper for the server than a joined subquery.
     outcome_where = " AND set_config('synchronous_commit', 'off', true) = 'off'"
 
-    def notify(self, channel, queues):
+    def notify(self, channel: str, queues: Iterable[str]) -> None:
         # pg_notify() rather than NOTIFY: the channel and payload are parameters. PostgreSQL
         # folds identical notifications of one transaction into one, so a loop of enqueues in a
         # transaction wakes a listener once.
@@ -327,7 +332,7 @@ class SQLiteDialect(UpdateReturningDialect):
         rows.sort(key=lambda t: (-t.priority, t.run_at, t.id))
         return rows
 
-    def _due_index_hint(self, queue):
+    def _due_index_hint(self, queue: str | None) -> str:
         return f" INDEXED BY {'bgtask_due_idx' if queue is None else 'bgtask_due_queue_idx'}"
 
     def adapt_datetime(self, value: datetime) -> str:
@@ -399,7 +404,7 @@ class MySQLDialect(Dialect):
             task.started_at = now
         return rows
 
-    def next_due_after(self, after, queue):
+    def next_due_after(self, after: datetime, queue: str | None) -> datetime | None:
         # The priorities walked one statement at a time, as the claim walks them. One
         # statement cannot do it here: MariaDB ranges neither on an outer reference
         # (priority < p.priority in a recursive CTE) nor by a loose index scan of the DESC
@@ -429,7 +434,8 @@ class MySQLDialect(Dialect):
                 if found is None:
                     break
                 priority = found[0]
-                cursor.execute(first_run_at, [*scope_params, priority, after_value])
+                step: list[Any] = [*scope_params, priority, after_value]
+                cursor.execute(first_run_at, step)
                 row = cursor.fetchone()
                 if row is not None and (earliest is None or row[0] < earliest):
                     earliest = row[0]

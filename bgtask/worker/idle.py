@@ -32,6 +32,7 @@ import time
 import weakref
 from collections.abc import Collection
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import DatabaseError, connections, router
 
@@ -44,7 +45,7 @@ from bgtask.store.tasks import NOTIFY_CHANNEL
 try:  # only PostgreSQL deployments have psycopg; the others never LISTEN
     import psycopg
 except ImportError:  # pragma: no cover - psycopg is installed wherever PostgreSQL is used
-    psycopg = None
+    psycopg = None  # type: ignore[assignment]
 
 logger = logging.getLogger("bgtask.worker.idle")
 
@@ -66,7 +67,11 @@ class Listener(threading.Thread):
     for one of ``serves`` (None: every queue), and once after each (re)connection."""
 
     def __init__(
-        self, params: dict, serves: frozenset[str] | None, wake: threading.Event, probe: bool
+        self,
+        params: dict[str, Any],
+        serves: frozenset[str] | None,
+        wake: threading.Event,
+        probe: bool,
     ) -> None:
         super().__init__(name="bgtask-listen", daemon=True)
         self.params, self.serves, self.wake, self.probe = params, serves, wake, probe
@@ -74,7 +79,7 @@ class Listener(threading.Thread):
         self.given_up = threading.Event()  # "auto" found that notifications do not arrive
         self.closed = threading.Event()
         self.connects = 0  # successful LISTENs so far (the tests watch it)
-        self.connection = None
+        self.connection: Any = None  # a psycopg Connection while listening
 
     def run(self) -> None:
         wait = RECONNECT_FIRST_WAIT
@@ -130,7 +135,7 @@ class Listener(threading.Thread):
                 if conn.closed or conn.broken:
                     raise psycopg.OperationalError("the LISTEN connection closed")
 
-    def _probe_arrives(self, conn) -> bool:
+    def _probe_arrives(self, conn: Any) -> bool:
         """Send a notification from a second connection; True if this one receives it."""
         token = f"probe:{secrets.token_hex(8)}"
         with psycopg.connect(**self.params, autocommit=True) as sender:
