@@ -20,7 +20,7 @@ successes written in one statement (``messaging.operation.type`` = ``settle``,
 were written). They are children of the span current where ``run_batch`` was called (a traced
 Lambda invocation's, say), else roots.
 
-The span is not made the current span: with a concurrent worker the outcome signal may come from
+The task's span is not made the current span: with a concurrent worker the outcome signal may come from
 another thread, where the context could not be detached.
 """
 
