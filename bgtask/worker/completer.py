@@ -391,7 +391,7 @@ def send_statement_signal(
     """Send ``tasks_claimed`` or ``outcomes_written`` for a statement that began at ``started``
     and just ended; a receiver that raises is logged, and the batch goes on."""
     finished = datetime.now(UTC)
-    responses = signal.send(
+    responses = signal.send_robust(
         sender=Task, worker_id=worker_id, started=started, finished=finished, **kwargs
     )
     for receiver, response in responses:
