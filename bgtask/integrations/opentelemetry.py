@@ -20,8 +20,8 @@ successes written in one statement (``messaging.operation.type`` = ``settle``,
 were written). They are children of the span current where ``run_batch`` was called (a traced
 Lambda invocation's, say), else roots.
 
-The task's span is not made the current span: with a concurrent worker the outcome signal may come from
-another thread, where the context could not be detached.
+The task's span is not made the current span: with a concurrent worker the outcome signal may
+come from another thread, where the context could not be detached.
 """
 
 from __future__ import annotations
