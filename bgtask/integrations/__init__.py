@@ -1,7 +1,7 @@
 """Optional integrations, each on when its library is installed (and, for Sentry, initialised):
 
 - ``opentelemetry`` (``bgtask[opentelemetry]``): a span per task execution that joins the trace of
-  the code that enqueued it.
+  the code that enqueued it, and a span per claim and per group of successes written.
 - ``sentry`` (``bgtask[sentry]``): a failing task captured once with its tags, retries as
   breadcrumbs, Crons check-ins for ``@periodic`` tasks.
 

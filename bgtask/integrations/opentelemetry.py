@@ -10,14 +10,26 @@ so it shows in the request's trace. Attributes follow the messaging semantic con
 ``bgtask.task.name``, ``bgtask.task.attempt`` and ``bgtask.task.outcome``
 (``succeeded``/``retried``/``failed``); an error is recorded on the span with status ERROR.
 
-The span is not made the current span: with a concurrent worker the outcome signal may come from
-another thread, where the context could not be detached.
+The worker's own statements are spans too, recorded after the fact with their measured start and
+end (from the ``tasks_claimed`` and ``outcomes_written`` signals): ``bgtask claim``, a CLIENT span
+per claim that took tasks (``messaging.operation.type`` = ``receive``,
+``messaging.batch.message_count`` = how many, ``messaging.destination.name`` when the batch drains
+one queue, ``bgtask.worker.id``), and ``bgtask outcome group``, an INTERNAL span per group of
+successes written in one statement (``messaging.operation.type`` = ``settle``,
+``messaging.batch.message_count`` = the rows in the group, ``bgtask.outcomes.written`` = how many
+were written). They are children of the span current where ``run_batch`` was called (a traced
+Lambda invocation's, say), else roots.
+
+The task's span is not made the current span: with a concurrent worker the outcome signal may
+come from another thread, where the context could not be detached.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 try:
@@ -34,6 +46,8 @@ from bgtask.integrations import describe, guarded, logger
 from bgtask.models import Task
 
 SYSTEM = "bgtask"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
 
 _spans: dict[int, Any] = {}  # task id -> its open span
 _lock = threading.Lock()
@@ -130,6 +144,82 @@ def on_failed(sender: Any, task: Task, error: BaseException | None = None, **kwa
     _finish(task, "failed", error)
 
 
+def _nanoseconds(moment: datetime) -> int:
+    """An aware datetime as OpenTelemetry's timestamp: integer nanoseconds since the epoch."""
+    return (moment - EPOCH) // ONE_MICROSECOND * 1000
+
+
+def _statement_span(
+    name: str,
+    kind: Any,
+    started: datetime,
+    finished: datetime,
+    attributes: dict[str, Any],
+) -> None:
+    span = _get_tracer().start_span(
+        name,
+        kind=kind,
+        attributes={"messaging.system": SYSTEM, **attributes},
+        start_time=_nanoseconds(started),
+    )
+    span.end(end_time=_nanoseconds(finished))
+
+
+@guarded
+def on_claimed(
+    sender: Any,
+    tasks: Sequence[Task],
+    worker_id: str,
+    queue: str | None,
+    started: datetime,
+    finished: datetime,
+    **kwargs: Any,
+) -> None:
+    if not conf.opentelemetry():
+        return
+    attributes: dict[str, Any] = {
+        "messaging.operation.type": "receive",
+        "messaging.operation.name": "claim",
+        "messaging.batch.message_count": len(tasks),
+        "bgtask.worker.id": worker_id,
+    }
+    if queue is not None:
+        attributes["messaging.destination.name"] = queue
+    _statement_span("bgtask claim", SpanKind.CLIENT, started, finished, attributes)
+
+
+@guarded
+def on_outcomes_written(
+    sender: Any,
+    count: int,
+    written: int,
+    worker_id: str,
+    started: datetime,
+    finished: datetime,
+    **kwargs: Any,
+) -> None:
+    if not conf.opentelemetry():
+        return
+    attributes = {
+        "messaging.operation.type": "settle",
+        "messaging.operation.name": "outcome group",
+        "messaging.batch.message_count": count,
+        "bgtask.outcomes.written": written,
+        "bgtask.worker.id": worker_id,
+    }
+    _statement_span("bgtask outcome group", SpanKind.INTERNAL, started, finished, attributes)
+
+
+_RECEIVERS = (
+    ("task_started", on_started, "started"),
+    ("task_succeeded", on_succeeded, "succeeded"),
+    ("task_retried", on_retried, "retried"),
+    ("task_failed", on_failed, "failed"),
+    ("tasks_claimed", on_claimed, "claimed"),
+    ("outcomes_written", on_outcomes_written, "outcomes_written"),
+)
+
+
 def connect() -> bool:
     """Connect the receivers and the enqueue hook; False (and nothing done) without the library
     or with ``BGTASK_OPENTELEMETRY = False``."""
@@ -137,20 +227,13 @@ def connect() -> bool:
         # Off at start-up: nothing connected, so a task pays no signal dispatch for it.
         return False
     trace_context.install(capture_context)
-    signals.task_started.connect(on_started, dispatch_uid="bgtask.otel.started")
-    signals.task_succeeded.connect(on_succeeded, dispatch_uid="bgtask.otel.succeeded")
-    signals.task_retried.connect(on_retried, dispatch_uid="bgtask.otel.retried")
-    signals.task_failed.connect(on_failed, dispatch_uid="bgtask.otel.failed")
+    for name, receiver, uid in _RECEIVERS:
+        getattr(signals, name).connect(receiver, dispatch_uid=f"bgtask.otel.{uid}")
     return True
 
 
 def disconnect() -> None:
     """Undo ``connect()`` (for tests and benchmarks)."""
     trace_context.install(None)
-    for signal, uid in (
-        (signals.task_started, "started"),
-        (signals.task_succeeded, "succeeded"),
-        (signals.task_retried, "retried"),
-        (signals.task_failed, "failed"),
-    ):
-        signal.disconnect(dispatch_uid=f"bgtask.otel.{uid}")
+    for name, _, uid in _RECEIVERS:
+        getattr(signals, name).disconnect(dispatch_uid=f"bgtask.otel.{uid}")

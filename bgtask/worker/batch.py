@@ -30,10 +30,17 @@ from bgtask.enqueue.validation import check_queue
 from bgtask.exceptions import TaskAbandoned
 from bgtask.features import hooks
 from bgtask.models import Task
-from bgtask.signals import task_failed, task_retried
+from bgtask.signals import task_failed, task_retried, tasks_claimed
 from bgtask.store import TaskStore
 from bgtask.worker import outages
-from bgtask.worker.completer import OWED, Completer, Owed, learn_duration
+from bgtask.worker.completer import (
+    OWED,
+    Completer,
+    Owed,
+    learn_duration,
+    send_statement_signal,
+    timed,
+)
 from bgtask.worker.execution import CANCELLED, FAILED, RETRIED, SUCCEEDED, Outcome
 from bgtask.worker.heartbeat import Heartbeat
 from bgtask.worker.runner import Runner
@@ -316,9 +323,14 @@ def _drain(batch: _Batch) -> None:
                 continue
             completer.flush()  # a claim sees the table as this worker left it
             size = limit if runner.concurrency == 1 else min(max(limit, free), batch.claim_limit)
+            began = timed(tasks_claimed)
             claimed = batch.store.claim_due(
                 result.worker_id, size, batch.lease_until(), batch.queue
             )
+            if began is not None and claimed:
+                send_statement_signal(
+                    tasks_claimed, result.worker_id, began, tasks=tuple(claimed), queue=batch.queue
+                )
             if not claimed:
                 if runner.in_flight():
                     # Nothing due now, but what is in flight may end in a retry due at once, and

@@ -35,6 +35,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.dispatch import Signal
@@ -264,7 +265,16 @@ class Completer:
 
     def _write_group(self, group: list[Outcome]) -> int:
         rows = [(o.task.id, o.task.locked_by, o.result, o.started_at, o.finished_at) for o in group]
+        began = timed(signals.outcomes_written)
         written = self.store.mark_succeeded_many(rows)
+        if began is not None:
+            send_statement_signal(
+                signals.outcomes_written,
+                self.worker_id,
+                began,
+                count=len(group),
+                written=len(written),
+            )
         # .receivers first: has_listeners() resolves the live receivers even when there are none.
         send = bool(signals.task_succeeded.receivers) and signals.task_succeeded.has_listeners(Task)
         for outcome in group:
@@ -374,5 +384,29 @@ def _send(signal: Signal, task: Task, **kwargs: object) -> None:
                 getattr(receiver, "__qualname__", receiver),
                 task.task_name,
                 task.id,
+                summary(response),
+            )  # Django's send_robust logs the traceback (logger django.dispatch)
+
+
+def timed(signal: Signal) -> datetime | None:
+    """The wall time now if ``signal`` has receivers, else None: a statement's signal costs one
+    list look-up when nobody listens."""
+    return datetime.now(UTC) if signal.receivers else None
+
+
+def send_statement_signal(
+    signal: Signal, worker_id: str, started: datetime, **kwargs: object
+) -> None:
+    """Send ``tasks_claimed`` or ``outcomes_written`` for a statement that began at ``started``
+    and just ended; a receiver that raises is logged, and the batch goes on."""
+    finished = datetime.now(UTC)
+    responses = signal.send_robust(
+        sender=Task, worker_id=worker_id, started=started, finished=finished, **kwargs
+    )
+    for receiver, response in responses:
+        if isinstance(response, Exception):
+            logger.error(
+                "A receiver of a bgtask signal (%s) raised: %s",
+                getattr(receiver, "__qualname__", receiver),
                 summary(response),
             )  # Django's send_robust logs the traceback (logger django.dispatch)
