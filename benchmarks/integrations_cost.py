@@ -92,7 +92,7 @@ def measure(mode: str, n: int, repeats: int) -> dict[str, object]:
     from benchmarks.per_task_python import _NoWrites, best_of
     from benchmarks.workloads import reset, seed_due, timed_drain, warm_up
     from bgtask.store.rows import FIELDS, tasks_from_rows
-    from bgtask.worker.completer import SuccessBuffer
+    from bgtask.worker.completer import Completer
     from bgtask.worker.execution import execute
 
     settings = {"BGTASK_OPENTELEMETRY": mode in ("otel", "both"), "BGTASK_SENTRY": True}
@@ -118,11 +118,10 @@ def measure(mode: str, n: int, repeats: int) -> dict[str, object]:
             tasks = tasks_from_rows("default", [row] * n)
             for i, task in enumerate(tasks):
                 task.id = i + 1  # per-task state is keyed by id
-            store = _NoWrites()
-            buffer = SuccessBuffer(store, size=50, max_delay=600)
+            completer = Completer(_NoWrites(), "w", group_size=50, max_delay=600)
             for task in tasks:
-                execute(task, store, successes=buffer)
-            buffer.flush()
+                completer.record(execute(task))
+            completer.flush()
 
         figures: dict[str, object] = {"mode": mode, "execute_us": best_of(repeats, run_all, n)}
 
