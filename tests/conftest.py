@@ -70,6 +70,19 @@ VENDOR_INDEPENDENT = {
 }
 
 
+def pytest_configure(config):
+    """A SQLite test database left by a run that was killed may leave its ``-wal`` and ``-shm``
+    files behind; pytest-django recreates the database file but not those, and the new file with
+    the old shared-memory index fails with "disk I/O error". Remove them before the run."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        name = Path(database["TEST"]["NAME"])
+        for leftover in (name, Path(f"{name}-wal"), Path(f"{name}-shm")):
+            leftover.unlink(missing_ok=True)
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark the VENDOR_INDEPENDENT tests; leave them out (deselected, counted in the summary)
     on any database but SQLite unless --vendor-independent-everywhere."""
