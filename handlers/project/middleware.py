@@ -56,7 +56,9 @@ class ContentSecurityPolicyMiddleware:
     """``MIDDLEWARE`` entry: the ``CONTENT_SECURITY_POLICY`` setting as a response header.
 
     Django 6's own CSP middleware is not in Django 5.2, which the project supports too. A view
-    that set its own policy keeps it.
+    that set its own policy keeps its directives, and gets the project's for the directives it
+    does not name (bgtask's views set only ``frame-ancestors``; the rest of the policy must still
+    apply to them).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -67,6 +69,23 @@ class ContentSecurityPolicyMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if self.policy and "Content-Security-Policy" not in response:
-            response["Content-Security-Policy"] = self.policy
+        if self.policy:
+            own = response.get("Content-Security-Policy")
+            response["Content-Security-Policy"] = (
+                merge_policies(own, self.policy) if own else self.policy
+            )
         return response
+
+
+def _directives(policy: str) -> dict[str, str]:
+    """``"a x; b y"`` -> ``{"a": "a x", "b": "b y"}`` (directive name -> the whole directive)."""
+    parts = (part.strip() for part in policy.split(";"))
+    return {part.split()[0].lower(): part for part in parts if part}
+
+
+def merge_policies(own: str, project: str) -> str:
+    """The view's directives, then the project's for every directive the view does not name."""
+    merged = _directives(own)
+    for name, directive in _directives(project).items():
+        merged.setdefault(name, directive)
+    return "; ".join(merged.values())
