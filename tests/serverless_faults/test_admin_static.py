@@ -139,7 +139,8 @@ def test_the_dashboard_and_every_static_file_it_references_are_served(deployed_w
                 if not reference.startswith(("data:", "#", "http")):
                     pending.append(urljoin(url, reference).split("#")[0].split("?")[0])
     assert [url for url, answer in fetched.items() if answer["statusCode"] != 200] == []
-    assert len(fetched) >= 20, sorted(fetched)
+    # Django 6's admin pages reference 20 or more static files, Django 5.2's 17.
+    assert len(fetched) >= 15, sorted(fetched)
     assert any(url.endswith(".svg") for url in fetched)
     # Hashed names, cached for long; compressed when the client takes gzip.
     for url, answer in fetched.items():
