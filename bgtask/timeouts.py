@@ -143,6 +143,17 @@ _clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void
 )
 
 
+def raise_in_thread(thread_id: int, error: type[BaseException]) -> None:
+    """Raise ``error`` (a class: no arguments reach it) in thread ``thread_id`` at its next
+    Python instruction (the runner stops a task with it, as a time limit does here)."""
+    _set_async_exc(thread_id, ctypes.py_object(error))
+
+
+def clear_pending_in_thread(thread_id: int) -> None:
+    """Drop an exception ``raise_in_thread`` sent to ``thread_id`` and not raised yet."""
+    _clear_async_exc(thread_id, None)
+
+
 def _argumentless(error: type[TaskTimedOut], seconds: float) -> type[TaskTimedOut]:
     """A subclass of ``error`` that needs no arguments: the helper thread raises an exception
     *class*, and no arguments reach it."""
@@ -166,7 +177,7 @@ def _async_raise(seconds: float, error: type[TaskTimedOut]) -> Iterator[None]:
         with lock:
             if state["armed"]:
                 state["fired"] = True
-                _set_async_exc(target, ctypes.py_object(error_class))
+                raise_in_thread(target, error_class)
 
     timer = threading.Timer(seconds, fire)
     timer.daemon = True
@@ -177,5 +188,5 @@ def _async_raise(seconds: float, error: type[TaskTimedOut]) -> Iterator[None]:
         with lock:
             state["armed"] = False
             if state["fired"]:
-                _clear_async_exc(target, None)
+                clear_pending_in_thread(target)
         timer.cancel()

@@ -203,10 +203,15 @@ def run_to_completion(awaitable: Any) -> Any:
     try:
         return loop.run_until_complete(_await(awaitable))
     finally:
-        try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
+        close_loop(loop)
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Close an event loop bgtask made, after its async generators."""
+    try:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
 
 
 async def _await(awaitable: Any) -> Any:

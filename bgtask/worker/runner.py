@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import queue
 import threading
@@ -34,15 +33,17 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from bgtask import current, timeouts
 from bgtask.exceptions import TaskAbandoned, TaskCancelled
 from bgtask.models import Task
-from bgtask.worker.execution import Outcome, aexecute, execute, is_async, outcome_of_error
+from bgtask.worker.execution import (
+    Outcome,
+    aexecute,
+    close_loop,
+    execute,
+    is_async,
+    outcome_of_error,
+)
 
 logger = logging.getLogger("bgtask.runner")
 
-_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
-_set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
-_clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
-    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
-)
 
 # What a runner tells the batch when a task starts and ends (the heartbeat's bookkeeping).
 StartedCallback = Callable[[int], None]
@@ -169,7 +170,7 @@ class Runner:
                 if running.coroutine_task is not None and running.loop is not None:
                     running.loop.call_soon_threadsafe(running.coroutine_task.cancel, error())
                 elif running.thread_id is not None:
-                    _set_async_exc(running.thread_id, ctypes.py_object(error))
+                    timeouts.raise_in_thread(running.thread_id, error)
                 else:
                     continue
                 running.stopped = True
@@ -214,7 +215,7 @@ class Runner:
                 return
             running.ending = True
             if running.stopped and running.thread_id is not None:
-                _clear_async_exc(running.thread_id, None)
+                timeouts.clear_pending_in_thread(running.thread_id)
 
     def _execute_here(self, task: Task, limit: timeouts.Limit) -> Outcome:
         """Run ``task`` in this thread. A stop (``TaskAbandoned``, ``TaskCancelled``) is sent at
@@ -301,8 +302,7 @@ class Runner:
                 try:
                     loop.run_forever()
                 finally:
-                    loop.run_until_complete(loop.shutdown_asyncgens())
-                    loop.close()
+                    close_loop(loop)
                     connections.close_all()
 
             self._loop_thread = threading.Thread(
@@ -336,14 +336,6 @@ class Runner:
             outcome = outcome_of_error(task, exc)
         self._ended(outcome)
         return outcome
-
-
-def close_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Close an event loop this module made, after its async generators."""
-    try:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-    finally:
-        loop.close()
 
 
 def _drop_broken_connections() -> None:
