@@ -424,19 +424,9 @@ def _wind_down(batch: _Batch, failing: BaseException | None) -> None:
     except (OperationalError, InterfaceError) as exc:  # owed by the completer
         error = error or exc
     runner, completer = batch.runner, batch.completer
-    while runner.in_flight():
-        if _past_the_deadline(batch):
-            break
-        for outcome in runner.finished(WAIT_SLICE_SECONDS):
-            if error is None:
-                try:
-                    _record(batch, [outcome])
-                    continue
-                except (OperationalError, InterfaceError) as exc:
-                    error = exc  # this outcome is owed by the completer; the rest below
-                    continue
-            _owe(batch, outcome)
-    _record_leftovers(batch, error)
+    while runner.in_flight() and not _past_the_deadline(batch):
+        error = _record_or_owe(batch, runner.finished(WAIT_SLICE_SECONDS), error)
+    error = _record_or_owe(batch, runner.finished(0.0), error)
     try:
         completer.flush()  # on budget end, on stop, and on the way out of an error
     except (OperationalError, InterfaceError) as exc:
@@ -463,12 +453,21 @@ def _past_the_deadline(batch: _Batch) -> bool:
     return True
 
 
-def _record_leftovers(batch: _Batch, error: BaseException | None) -> None:
-    for outcome in batch.runner.finished(0.0):
+def _record_or_owe(
+    batch: _Batch, outcomes: list[Outcome], error: BaseException | None
+) -> BaseException | None:
+    """Record ``outcomes`` while the database answers; from the first failure (``error``) on,
+    owe them. Returns the error, if any, for the caller to raise once all is owed."""
+    for outcome in outcomes:
         if error is None:
-            _record(batch, [outcome])
-        else:
-            _owe(batch, outcome)
+            try:
+                _record(batch, [outcome])
+                continue
+            except (OperationalError, InterfaceError) as exc:
+                error = exc  # this outcome is owed by the completer; the rest below
+                continue
+        _owe(batch, outcome)
+    return error
 
 
 def _owe(batch: _Batch, outcome: Outcome) -> None:
