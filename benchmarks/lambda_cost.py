@@ -72,6 +72,9 @@ def measure(n: int, concurrency: int) -> dict:
         PYTHONPATH=str(ROOT),
         DJANGO_SETTINGS_MODULE="benchmarks.lambda_settings",
         DATABASE_URL=database_url,
+        # The deployed settings refuse to start on Lambda without a key (issue 21 reads it from a
+        # secret there); the plain variable is their local form.
+        DJANGO_SECRET_KEY="bench-only-not-secret-" + "x" * 40,
         AWS_LAMBDA_RUNTIME_API=api.address,
         AWS_LAMBDA_FUNCTION_NAME="bgtask-bench-worker",
         AWS_EXECUTION_ENV="AWS_Lambda_python3.12",
