@@ -15,7 +15,7 @@ the current task around the function's call, in the thread (or the asyncio task)
 from __future__ import annotations
 
 import threading
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 
 from bgtask.models import Task
@@ -83,15 +83,14 @@ def set_progress(fraction: float, note: str = "") -> bool:
     return task.set_progress(fraction, note)
 
 
-def enter(task: Task) -> object:
-    """Make ``task`` the current task (the worker, around the function's call); a token for
-    ``leave``."""
-    return _current.set(task)
+# The worker makes ``task`` the current task around the function's call (a token for
+# ``leave``): the ContextVar's own method, as no wrapper call is needed on every task's path.
+enter = _current.set
 
 
-def leave(token: object) -> None:
-    task = _current.get()
-    _current.reset(token)  # type: ignore[arg-type]
-    if task is not None and _cancels_seen:
+def leave(token: Token[Task | None], task: Task) -> None:
+    """Undo ``enter`` once ``task``'s function has returned (or raised)."""
+    _current.reset(token)
+    if _cancels_seen:
         with _lock:
             _cancels_seen.discard(task.id)

@@ -360,24 +360,37 @@ def _drain(batch: _Batch) -> None:
 def _start_pending(batch: _Batch) -> bool:
     """Start claimed tasks while slots are free. True when no more may start from this claim
     (budget, stop, hard deadline, or too little lease left): the rest is then released."""
-    runner, completer = batch.runner, batch.completer
-    while batch.pending and runner.free_slots():
-        task = batch.pending[0]
-        if runner.concurrency == 1:
-            # May write the waiting group. Done first: while the task is still unstarted (if the
-            # database is gone it is released with the rest, not left running), and before the
-            # budget is checked (a slow write must not start a task past it).
-            completer.before_task(task)
-        else:
-            completer.flush_if_old()
-        now = time.monotonic()
-        task_limit = _start_limit(batch, task, now)
+    runner, completer, pending = batch.runner, batch.completer, batch.pending
+    if runner.concurrency == 1:
+        return _run_pending_here(batch)
+    while pending and runner.free_slots():
+        task = pending[0]
+        completer.flush_if_old()
+        task_limit = _start_limit(batch, task, time.monotonic())
         if task_limit is None:
             return True
-        batch.pending.popleft()  # started: never released
+        pending.popleft()  # started: never released
+        runner.start(task, task_limit)
+    return False
+
+
+def _run_pending_here(batch: _Batch) -> bool:
+    """``_start_pending`` with one task at a time: each runs in this thread to its end, and its
+    outcome is recorded before the next starts (the loop every no-op drain is made of)."""
+    runner, completer, pending = batch.runner, batch.completer, batch.pending
+    while pending:
+        task = pending[0]
+        # May write the waiting group. Done first: while the task is still unstarted (if the
+        # database is gone it is released with the rest, not left running), and before the
+        # budget is checked (a slow write must not start a task past it).
+        completer.before_task(task)
+        task_limit = _start_limit(batch, task, time.monotonic())
+        if task_limit is None:
+            return True
+        pending.popleft()  # started: never released
         outcome = runner.start(task, task_limit)
-        if outcome is not None:  # ran in this thread, to its end
-            _record(batch, [outcome])
+        assert outcome is not None  # concurrency 1 runs the task in this thread, to its end
+        _record_one(batch, outcome)
     return False
 
 
@@ -391,19 +404,24 @@ def _wait_for_a_slot(batch: _Batch) -> None:
 
 
 def _record(batch: _Batch, outcomes: list[Outcome]) -> None:
-    result = batch.result
     for outcome in outcomes:
-        task = outcome.task
-        learn_duration(task.task_name, (outcome.finished_at - outcome.started_at).total_seconds())
-        if outcome.kind == SUCCEEDED:
-            result.succeeded += 1
-        elif outcome.kind == RETRIED:
-            result.retried += 1
-        elif outcome.kind == FAILED:
-            result.failed += 1
-        elif outcome.kind == CANCELLED:
-            result.cancelled += 1
-        batch.completer.record(outcome)
+        _record_one(batch, outcome)
+
+
+def _record_one(batch: _Batch, outcome: Outcome) -> None:
+    result, kind = batch.result, outcome.kind
+    learn_duration(
+        outcome.task.task_name, (outcome.finished_at - outcome.started_at).total_seconds()
+    )
+    if kind == SUCCEEDED:
+        result.succeeded += 1
+    elif kind == RETRIED:
+        result.retried += 1
+    elif kind == FAILED:
+        result.failed += 1
+    elif kind == CANCELLED:
+        result.cancelled += 1
+    batch.completer.record(outcome)
 
 
 def _release_pending(batch: _Batch) -> None:
@@ -491,7 +509,7 @@ def _start_limit(batch: _Batch, task: Task, now: float) -> timeouts.Limit | None
     if now >= batch.deadline:
         batch.result.budget_spent = True
         return None
-    if batch.stopping():
+    if batch.stop is not None and batch.stop.is_set():
         return None
     heartbeat = batch.heartbeat
     if (

@@ -82,9 +82,12 @@ class Heartbeat:
         self._last_cancel_check = 0.0
         self.renewals = 0  # statements issued (for tests and logs)
         self.rescued = 0  # tasks this heartbeat rescued from dead workers
-        self._lock = threading.Lock()
-        self._lease_set_at = time.monotonic()  # when the current lease began (monotonic)
-        self._lease_length = min(lease_seconds, max_run_time)
+        # (when the current lease began (monotonic), its length): one tuple, replaced whole, so
+        # the batch's thread reads a consistent pair without a lock (a share of a short task's
+        # cost). _running is only changed by single dict operations and read through a copy
+        # (dict() and list() of a dict are atomic under the GIL), so it needs no lock either.
+        self._full_lease = min(lease_seconds, max_run_time)
+        self._lease = (time.monotonic(), self._full_lease)
         self._running: dict[int, float] = {}  # task id -> monotonic start
         self._last_rescue = time.monotonic()
         self._failing = False
@@ -97,26 +100,24 @@ class Heartbeat:
     @property
     def full_lease(self) -> float:
         """A fresh lease's length: ``BGTASK_LEASE_SECONDS``, at most ``MAX_RUN_TIME``."""
-        return min(self.lease_seconds, self.max_run_time)
+        return self._full_lease
 
     def lease_until(self) -> datetime:
         """The lease for a claim made now (database clock); also resets the lease's age."""
         length = self.full_lease
         until = clock.now(self.alias) + timedelta(seconds=length)
-        with self._lock:
-            self._lease_set_at, self._lease_length = time.monotonic(), length
+        self._lease = (time.monotonic(), length)
         return until
 
     def lease_left(self) -> float:
         """Seconds left of the lease as last set or renewed (local monotonic estimate)."""
-        with self._lock:
-            return self._lease_set_at + self._lease_length - time.monotonic()
+        set_at, length = self._lease
+        return set_at + length - time.monotonic()
 
     def task_started(self, task_id: int) -> None:
         # Only the monotonic clock here: this runs once per task, and the database time of the
         # start is worked out by the thread when it renews (a share of a short task's cost).
-        with self._lock:
-            self._running[task_id] = time.monotonic()
+        self._running[task_id] = time.monotonic()
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name=f"bgtask-heartbeat-{self.worker_id}", daemon=True
@@ -124,8 +125,7 @@ class Heartbeat:
             self._thread.start()
 
     def task_finished(self, task_id: int) -> None:
-        with self._lock:
-            self._running.pop(task_id, None)
+        self._running.pop(task_id, None)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -152,10 +152,8 @@ class Heartbeat:
             connections[self.alias].close()  # this thread's own connection
 
     def _due(self) -> bool:
-        with self._lock:
-            running = bool(self._running)
-            age = time.monotonic() - self._lease_set_at
-        return running and age >= self._lease_length * RENEW_AFTER_FRACTION
+        set_at, length = self._lease
+        return bool(self._running) and time.monotonic() - set_at >= length * RENEW_AFTER_FRACTION
 
     def _thread_store(self) -> TaskStore:
         if self._store is None:
@@ -164,9 +162,9 @@ class Heartbeat:
 
     def renew(self) -> int:
         """Extend the lease of every row this worker holds; return the rows renewed."""
-        with self._lock:
-            running = dict(self._running)
-            expired = self._lease_set_at + self._lease_length <= time.monotonic()
+        running = dict(self._running)
+        set_at, length = self._lease
+        expired = set_at + length <= time.monotonic()
         if not running:
             return 0
         try:
@@ -201,9 +199,7 @@ class Heartbeat:
             with contextlib.suppress(Exception):  # a dead connection may fail to close
                 connections[self.alias].close()
             return 0
-        with self._lock:
-            self._lease_set_at = sent
-            self._lease_length = self.lease_seconds
+        self._lease = (sent, self.lease_seconds)
         if self._failing:
             logger.info("Lease of worker %s renewed again.", self.worker_id)
         self._failing = False
@@ -217,8 +213,7 @@ class Heartbeat:
         """Ask the database which tasks in flight were asked to stop, and hand them to
         ``on_cancel_requested``; one indexed query, only while tasks run."""
         self._last_cancel_check = time.monotonic()
-        with self._lock:
-            running = list(self._running)
+        running = list(self._running)
         if not running or self.on_cancel_requested is None:
             return set()
         try:
