@@ -11,6 +11,7 @@ workers' tasks and stops a task whose lease was lost.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -209,6 +210,11 @@ class _Batch:
     def lease_until(self) -> datetime:
         return self.lease_expires_at or self.heartbeat.lease_until()
 
+    def admit(self, task: Task) -> timeouts.Limit | None:
+        """The time limit of ``task`` if it may start now, else None (see ``_start_limit``).
+        Called from the batch's thread and, with N at once, from pool threads (``Runner``)."""
+        return _start_limit(self, task, time.monotonic())
+
 
 def _run_batch(
     duration: float,
@@ -275,6 +281,8 @@ def _run_batch(
         completer=completer,
         runner=runner,
     )
+    if concurrency > 1:
+        runner.refill_from(batch.pending, batch.admit)
     failing: BaseException | None = None
     try:
         _drain(batch)
@@ -304,57 +312,96 @@ def _run_batch(
 def _drain(batch: _Batch) -> None:
     """Claim and start due tasks until none is due, the budget is spent or a stop is asked.
 
-    Only what can start soon is claimed: with one task at a time, a claim whose size doubles while
-    claimed tasks finish quickly and halves when they are slow; with N, no more than the free
-    slots (or that doubling size, when it is larger), so other workers are not starved."""
-    result, runner, completer = batch.result, batch.runner, batch.completer
+    Only what can start soon is claimed: a claim whose size doubles while claimed tasks start
+    quickly and halves when they are slow (``_resized``); with N at once, see
+    ``_drain_concurrently``."""
+    if batch.runner.concurrency > 1:
+        _drain_concurrently(batch)
+        return
+    result, completer, pending = batch.result, batch.completer, batch.pending
     limit = 1
     while True:
-        _record(batch, runner.finished(0.0))
-        if not batch.pending:
+        if not pending:
             if batch.stopping():
                 return
             if time.monotonic() >= batch.deadline:
                 result.budget_spent = True
                 return
-            free = runner.free_slots()
-            if free == 0:
-                _wait_for_a_slot(batch)
-                continue
             completer.flush()  # a claim sees the table as this worker left it
-            size = limit if runner.concurrency == 1 else min(max(limit, free), batch.claim_limit)
-            began = timed(tasks_claimed)
-            claimed = batch.store.claim_due(
-                result.worker_id, size, batch.lease_until(), batch.queue
-            )
-            if began is not None and claimed:
-                send_statement_signal(
-                    tasks_claimed, result.worker_id, began, tasks=tuple(claimed), queue=batch.queue
-                )
+            claimed = _claim(batch, limit)
             if not claimed:
-                if runner.in_flight():
-                    # Nothing due now, but what is in flight may end in a retry due at once, and
-                    # new work may come: look again once a task ends (or a slice passes).
-                    _wait_for_a_slot(batch)
-                    continue
                 return
-            batch.pending.extend(claimed)
+            pending.extend(claimed)
             claimed_at = time.monotonic()
-        ended = _start_pending(batch)
-        if ended:
+        if _start_pending(batch):
             _release_pending(batch)
             if result.budget_spent or batch.stopping():
                 return
             continue
-        if batch.pending:
+        # Every claimed task has run: size the next claim on how long that took.
+        limit = _resized(limit, time.monotonic() - claimed_at, batch.claim_limit)
+
+
+def _drain_concurrently(batch: _Batch) -> None:
+    """``_drain`` with up to N tasks at once. The batch's thread claims, records outcomes and
+    writes them; pool threads start the next claimed task themselves when theirs ends
+    (``Runner.refill_from``), so a slot never waits for this thread's round trips. A claim is
+    made once no more than N/2 claimed tasks wait for a slot (they start within about half a
+    task's time), of at least the free slots."""
+    result, runner, completer, pending = batch.result, batch.runner, batch.completer, batch.pending
+    limit = 1
+    low_water = runner.concurrency // 2
+    claimed_at: float | None = None
+    while True:
+        _record(batch, runner.finished(0.0))
+        if _start_pending(batch):
+            _release_pending(batch)
+            if result.budget_spent or batch.stopping():
+                return
+            continue
+        if not pending and claimed_at is not None:
+            limit = _resized(limit, time.monotonic() - claimed_at, batch.claim_limit)
+            claimed_at = None
+        if len(pending) > low_water:
             _wait_for_a_slot(batch)
             continue
-        # Every claimed task has started: size the next claim on how long that took.
-        batch_seconds = time.monotonic() - claimed_at
-        if batch_seconds < FAST_BATCH_SECONDS:
-            limit = min(limit * 2, batch.claim_limit)
-        elif batch_seconds > SLOW_BATCH_SECONDS:
-            limit = max(1, limit // 2)
+        if batch.stopping():
+            return
+        if time.monotonic() >= batch.deadline:
+            result.budget_spent = True
+            return
+        completer.flush()  # a claim sees the table as this worker left it
+        claimed = _claim(batch, min(max(limit, runner.free_slots()), batch.claim_limit))
+        if claimed:
+            pending.extend(claimed)
+            if claimed_at is None:
+                claimed_at = time.monotonic()
+        elif pending or runner.in_flight():
+            # Nothing due now, but what is in flight may end in a retry due at once, and new
+            # work may come: look again once a task ends (or a slice passes).
+            _wait_for_a_slot(batch)
+        else:
+            return
+
+
+def _claim(batch: _Batch, size: int) -> list[Task]:
+    result = batch.result
+    began = timed(tasks_claimed)
+    claimed = batch.store.claim_due(result.worker_id, size, batch.lease_until(), batch.queue)
+    if began is not None and claimed:
+        send_statement_signal(
+            tasks_claimed, result.worker_id, began, tasks=tuple(claimed), queue=batch.queue
+        )
+    return claimed
+
+
+def _resized(limit: int, batch_seconds: float, claim_limit: int) -> int:
+    """The next claim's size after the last claim's tasks all started in ``batch_seconds``."""
+    if batch_seconds < FAST_BATCH_SECONDS:
+        return min(limit * 2, claim_limit)
+    if batch_seconds > SLOW_BATCH_SECONDS:
+        return max(1, limit // 2)
+    return limit
 
 
 def _start_pending(batch: _Batch) -> bool:
@@ -363,14 +410,13 @@ def _start_pending(batch: _Batch) -> bool:
     runner, completer, pending = batch.runner, batch.completer, batch.pending
     if runner.concurrency == 1:
         return _run_pending_here(batch)
-    while pending and runner.free_slots():
-        task = pending[0]
+    while pending:
         completer.flush_if_old()
-        task_limit = _start_limit(batch, task, time.monotonic())
-        if task_limit is None:
+        started = runner.start_ready(pending, batch.admit)
+        if started is None:
             return True
-        pending.popleft()  # started: never released
-        runner.start(task, task_limit)
+        if not started and runner.free_slots() == 0:
+            break
     return False
 
 
@@ -427,9 +473,14 @@ def _record_one(batch: _Batch, outcome: Outcome) -> None:
 def _release_pending(batch: _Batch) -> None:
     """Hand back claimed tasks that never started (budget, stop, short lease, an error)."""
     if batch.pending:
-        unstarted = [task.id for task in batch.pending]
-        batch.pending.clear()
-        batch.result.released += batch.completer.release(unstarted)
+        # Taken one by one: a pool thread may take the first at the same time (deque pops are
+        # atomic), and a task is either started by it or released here, never both.
+        unstarted = []
+        with contextlib.suppress(IndexError):
+            while True:
+                unstarted.append(batch.pending.popleft().id)
+        if unstarted:
+            batch.result.released += batch.completer.release(unstarted)
 
 
 def _wind_down(batch: _Batch, failing: BaseException | None) -> None:

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,8 @@ logger = logging.getLogger("bgtask.runner")
 # What a runner tells the batch when a task starts and ends (the heartbeat's bookkeeping).
 StartedCallback = Callable[[int], None]
 FinishedCallback = Callable[[int], None]
+# The batch's rule for starting a claimed task now: its time limit, or None (not now).
+Admit = Callable[[Task], "timeouts.Limit | None"]
 
 
 @dataclass(slots=True)
@@ -99,15 +102,52 @@ class Runner:
         # Set when the batch leaves tasks in flight behind (past a hard deadline): close() then
         # does not wait for their threads.
         self.abandon_in_flight = False
+        # refill_from(): the batch's claimed tasks, and its rule for starting one.
+        self._ready: deque[Task] | None = None
+        self._admit: Admit | None = None
 
     # -- what the batch asks --------------------------------------------------------------------
 
     def free_slots(self) -> int:
-        # No lock: reading an int is atomic, and only the batch's thread (the caller) adds to it.
-        return self.concurrency - self._in_flight
+        if self.concurrency == 1:
+            # No lock: the task runs in the caller's thread, the only one that changes the count.
+            return 1 - self._in_flight
+        # Under the lock: a pool thread queues an outcome and frees its slot in one hold, so the
+        # batch never sees the outcome with its slot still taken (and then waits a slice).
+        with self._lock:
+            return self.concurrency - self._in_flight
 
     def in_flight(self) -> int:
-        return self._in_flight
+        if self.concurrency == 1:
+            return self._in_flight
+        with self._lock:
+            return self._in_flight
+
+    def start_ready(self, ready: deque[Task], admit: Admit) -> bool | None:
+        """Concurrency N: start the first task of ``ready`` (the batch's claimed tasks) if a slot
+        is free and ``admit`` gives it a time limit. True: started; False: no slot or nothing
+        ready (a pool thread may have taken it); None: ``admit`` refused it (it stays first)."""
+        with self._lock:
+            if not ready or self._in_flight >= self.concurrency:
+                return False
+            task = ready[0]
+            limit = admit(task)
+            if limit is None:
+                return None
+            ready.popleft()  # started: never released
+            self._in_flight += 1
+            self._running[task.id] = _Running(task)
+        if is_async(task):
+            self._start_async(task, limit)
+        else:
+            self._start_thread(task, limit)
+        return True
+
+    def refill_from(self, ready: deque[Task], admit: Admit) -> None:
+        """Let a pool thread whose task ended start the next sync task of ``ready`` itself,
+        when ``admit`` allows it, without waiting for the batch's thread (which may be inside a
+        claim or a group write): the slot is not left idle for a round trip."""
+        self._ready, self._admit = ready, admit
 
     def start(self, task: Task, limit: timeouts.Limit) -> Outcome | None:
         """Start ``task`` (a free slot must be there). With concurrency 1 it runs to its end
@@ -232,13 +272,32 @@ class Runner:
                 outcome = outcome_of_error(task, exc)
         return outcome
 
-    def _ended(self, outcome: Outcome) -> None:
+    def _ended(self, outcome: Outcome) -> tuple[Task, timeouts.Limit] | None:
+        """Hand ``outcome`` to the batch and free its slot, in one hold of the lock (whoever sees
+        the slot free can also take the outcome); or, for a pool thread, keep the slot and
+        return the next ready task it may start (``refill_from``)."""
         task_id = outcome.task.id
+        following = None
         with self._lock:
             self._running.pop(task_id, None)
-            self._in_flight -= 1
+            self._done.put(outcome)
+            ready, admit = self._ready, self._admit
+            if (
+                ready
+                and admit is not None
+                and threading.current_thread() is not self._loop_thread
+                and not is_async(ready[0])
+            ):
+                task = ready[0]
+                limit = admit(task)
+                if limit is not None:
+                    ready.popleft()  # started: never released
+                    self._running[task.id] = _Running(task)
+                    following = (task, limit)
+            if following is None:
+                self._in_flight -= 1
         self.on_finished(task_id)
-        self._done.put(outcome)
+        return following
 
     def _run_inline(self, task: Task, limit: timeouts.Limit) -> Outcome:
         """Concurrency 1: ``_execute_here``'s work with two lock holds instead of five, since the
@@ -301,17 +360,15 @@ class Runner:
 
     def _thread_main(self) -> None:
         try:
-            while True:
-                item = self._work.get()
-                if item is None:
-                    return
+            item = self._work.get()
+            while item is not None:
                 task, limit = item
                 try:
                     outcome = self._execute_here(task, limit)
                 except BaseException as exc:  # the runner's own failure: still an outcome
                     outcome = outcome_of_error(task, exc)
-                self._ended(outcome)
                 _drop_broken_connections()
+                item = self._ended(outcome) or self._work.get()
         finally:
             connections.close_all()  # this thread's own connections
 
