@@ -94,11 +94,14 @@ class Runner:
         # one. Not made the thread's current loop (asyncio.Runner would, and would leave the
         # thread without one afterwards, which breaks asyncio.get_event_loop() callers there).
         self._inline_loop: asyncio.AbstractEventLoop | None = None
+        # Whether each task name is an ``async def`` one, looked up once per batch.
+        self._async_names: dict[str, bool] = {}
         # concurrency N: the pool's threads and their work queue, and one event loop thread.
         self._work: queue.SimpleQueue[tuple[Task, timeouts.Limit] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
+        self._loop_tasks: set[asyncio.Task[Outcome]] = set()
         # Set when the batch leaves tasks in flight behind (past a hard deadline): close() then
         # does not wait for their threads.
         self.abandon_in_flight = False
@@ -282,11 +285,11 @@ class Runner:
             self._running.pop(task_id, None)
             self._done.put(outcome)
             ready, admit = self._ready, self._admit
+            # A pool thread takes a sync task, the event loop's thread an async one.
             if (
                 ready
                 and admit is not None
-                and threading.current_thread() is not self._loop_thread
-                and not is_async(ready[0])
+                and is_async(ready[0]) == (threading.current_thread() is self._loop_thread)
             ):
                 task = ready[0]
                 limit = admit(task)
@@ -319,7 +322,10 @@ class Runner:
         try:
             try:
                 self.on_started(task.id)
-                if is_async(task):
+                asynchronous = self._async_names.get(task.task_name)
+                if asynchronous is None:
+                    asynchronous = self._async_names[task.task_name] = is_async(task)
+                if asynchronous:
                     if self._inline_loop is None:
                         self._inline_loop = asyncio.new_event_loop()
                     outcome = self._inline_loop.run_until_complete(
@@ -416,7 +422,12 @@ class Runner:
             outcome = await aexecute(task, limit)
         except BaseException as exc:  # the runner's own failure: still an outcome, never lost
             outcome = outcome_of_error(task, exc)
-        self._ended(outcome)
+        following = self._ended(outcome)
+        if following is not None:  # the next ready async task, on this loop at once
+            coroutine_task = asyncio.get_running_loop().create_task(self._aexecute(*following))
+            # The loop keeps only a weak reference to a task: hold it until it is done.
+            self._loop_tasks.add(coroutine_task)
+            coroutine_task.add_done_callback(self._loop_tasks.discard)
         return outcome
 
 
