@@ -155,6 +155,12 @@ class Heartbeat:
         set_at, length = self._lease
         return bool(self._running) and time.monotonic() - set_at >= length * RENEW_AFTER_FRACTION
 
+    def _drop_connection(self) -> None:
+        """After a failed statement: close this thread's connection, so the next look opens a
+        fresh one (a dead connection may fail to close: that is fine too)."""
+        with contextlib.suppress(Exception):
+            connections[self.alias].close()
+
     def _thread_store(self) -> TaskStore:
         if self._store is None:
             self._store = TaskStore(self.alias)
@@ -196,8 +202,7 @@ class Heartbeat:
                     " ".join(str(exc).split())[:200],
                 )
             self._failing = True
-            with contextlib.suppress(Exception):  # a dead connection may fail to close
-                connections[self.alias].close()
+            self._drop_connection()
             return 0
         self._lease = (sent, self.lease_seconds)
         if self._failing:
@@ -220,8 +225,7 @@ class Heartbeat:
             asked = self._thread_store().cancel_requests(running, self.worker_id)
         except Exception as exc:  # the renewal reports the outage; this just looks again later
             logger.debug("Could not look for cancel requests: %s", exc)
-            with contextlib.suppress(Exception):
-                connections[self.alias].close()
+            self._drop_connection()
             return set()
         if asked:
             self.on_cancel_requested(asked)
@@ -234,8 +238,7 @@ class Heartbeat:
             count = self._thread_store().rescue_abandoned(on_rescued=self.on_rescued)
         except Exception as exc:  # housekeeping: the next batch or beat tries again
             logger.info("Rescue of abandoned tasks skipped: %s", " ".join(str(exc).split())[:200])
-            with contextlib.suppress(Exception):
-                connections[self.alias].close()
+            self._drop_connection()
             return 0
         self.rescued += count
         return count
