@@ -30,7 +30,6 @@ import http.client
 import json
 import os
 import re
-import ssl
 import threading
 import time
 import urllib.parse
@@ -103,9 +102,8 @@ def direct_endpoint(arn: str, environ: Mapping[str, str] = os.environ) -> str | 
         for name in ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT")
     ) or any(environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")):
         return None
-    ignore_urls = environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true"
     for name in ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"):
-        if environ.get(name) and not ignore_urls:
+        if environ.get(name):
             return environ[name]
     _, partition, _, region, *_ = arn.split(":")
     suffix = DNS_SUFFIXES.get(partition)
@@ -170,14 +168,8 @@ def _connection(url: urllib.parse.SplitResult) -> http.client.HTTPConnection:
     the botocore client was configured: Lambda's init phase has 10 seconds in all."""
     connection = _direct_connections.get(url.netloc)
     if connection is None:
-        if url.scheme == "https":
-            # The system's certificates, or AWS_CA_BUNDLE's, as botocore would verify with.
-            context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
-            connection = http.client.HTTPSConnection(
-                url.netloc, timeout=CONNECT_TIMEOUT_SECONDS, context=context
-            )
-        else:
-            connection = http.client.HTTPConnection(url.netloc, timeout=CONNECT_TIMEOUT_SECONDS)
+        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        connection = kind(url.netloc, timeout=CONNECT_TIMEOUT_SECONDS)
         _direct_connections[url.netloc] = connection
     if connection.sock is None:
         connection.connect()

@@ -78,11 +78,6 @@ LAMBDA_ENV = {"AWS_ACCESS_KEY_ID": "ASIA...", "AWS_SECRET_ACCESS_KEY": "s", "AWS
         (ARN, {"AWS_USE_FIPS_ENDPOINT": "true"}, None),
         (ARN, {"AWS_USE_DUALSTACK_ENDPOINT": "true"}, None),
         (ARN, {"HTTPS_PROXY": "http://proxy:3128"}, None),
-        (
-            ARN,
-            {"AWS_ENDPOINT_URL": "http://a", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"},
-            "https://secretsmanager.eu-west-1.amazonaws.com",
-        ),
         ("arn:aws-iso:secretsmanager:us-iso-east-1:123456789012:secret:x-AbC", {}, None),
         (ARN, {"AWS_ACCESS_KEY_ID": ""}, None),  # a profile or a role: botocore finds them
     ],
