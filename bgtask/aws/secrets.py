@@ -9,10 +9,8 @@ holds a secret in its environment. The ARN says where the secret lives:
 - ``arn:aws:ssm:<region>:<account>:parameter/<name>``: the parameter's value, decrypted (a
   ``SecureString``; a plain ``String`` is read as it is).
 
-On Lambda, a Secrets Manager secret is read with a request signed here (``direct_endpoint``: the
-credentials Lambda puts in the environment, the ARN's region); everything else through botocore,
-whose region and endpoint come from its own environment (``AWS_REGION`` on Lambda).
-``AWS_ENDPOINT_URL`` points both at moto's server in the tests.
+The region and endpoint come from boto3's own environment (``AWS_REGION`` on Lambda;
+``AWS_ENDPOINT_URL`` points the tests at moto's server).
 
 >>> secret_string("arn:aws:secretsmanager:us-east-1:123456789012:secret:bgtask/db-AbCdEf")
 'postgres://...'
@@ -163,18 +161,13 @@ def sigv4_headers(
 
 
 def _connection(url: urllib.parse.SplitResult) -> http.client.HTTPConnection:
-    """This process's connection to the endpoint (kept: the second secret reuses it), connected
-    within ``CONNECT_TIMEOUT_SECONDS`` and then waiting ``READ_TIMEOUT_SECONDS`` for answers, as
-    the botocore client was configured: Lambda's init phase has 10 seconds in all."""
     connection = _direct_connections.get(url.netloc)
     if connection is None:
-        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-        connection = kind(url.netloc, timeout=CONNECT_TIMEOUT_SECONDS)
+        if url.scheme == "https":
+            connection = http.client.HTTPSConnection(url.netloc, timeout=READ_TIMEOUT_SECONDS)
+        else:
+            connection = http.client.HTTPConnection(url.netloc, timeout=READ_TIMEOUT_SECONDS)
         _direct_connections[url.netloc] = connection
-    if connection.sock is None:
-        connection.connect()
-        if connection.sock is not None:  # connect() set it; typed Optional
-            connection.sock.settimeout(READ_TIMEOUT_SECONDS)
     return connection
 
 
@@ -201,15 +194,13 @@ def _get_secret_value_direct(arn: str, endpoint: str) -> str | None:
                 session_token=os.environ.get("AWS_SESSION_TOKEN"),
                 now=datetime.datetime.now(datetime.UTC),
             )
-            connection = None
+            connection = _connection(url)
             try:
-                connection = _connection(url)
                 connection.request("POST", url.path or "/", body=body, headers=headers)
                 response = connection.getresponse()
                 status, payload = response.status, response.read()
             except (OSError, http.client.HTTPException) as exc:
-                if connection is not None:
-                    connection.close()
+                connection.close()
                 _direct_connections.pop(url.netloc, None)
                 failure = f"{type(exc).__name__}: {exc}"
                 continue

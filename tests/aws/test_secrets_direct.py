@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
@@ -126,99 +123,3 @@ def test_a_lambda_environment_reads_the_secret_without_importing_botocore(moto_u
     assert answer["botocore"] == []
     assert "ResourceNotFoundException" in answer["error"]
     assert "secretsmanager:GetSecretValue" in answer["error"]
-
-
-class ScriptedEndpoint:
-    """A Secrets Manager stand-in on 127.0.0.1 that answers each request with the next
-    (status, body) of its script, and records the requests' headers and client ports."""
-
-    def __init__(self, script: list[tuple[int, dict]]) -> None:
-        self.script, self.headers, self.ports = list(script), [], []
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the real endpoint
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                endpoint.headers.append({k.lower(): v for k, v in self.headers.items()})
-                endpoint.ports.append(self.client_address[1])
-                status, body = endpoint.script.pop(0)
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def direct_env(monkeypatch):
-    monkeypatch.setattr(secrets, "_direct_connections", {})
-    for name, value in LAMBDA_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "token")
-    for name in ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT", "HTTPS_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    return monkeypatch
-
-
-def test_server_errors_and_throttling_are_retried_on_one_kept_connection(direct_env):
-    endpoint = ScriptedEndpoint(
-        [
-            (500, {"__type": "InternalServiceError", "Message": "try again"}),
-            (400, {"__type": "ThrottlingException", "Message": "slow down"}),
-            (200, {"SecretString": "the-value", "ARN": ARN}),
-            (200, {"SecretString": "the-value", "ARN": ARN}),
-        ]
-    )
-    direct_env.setenv("AWS_ENDPOINT_URL", endpoint.url)
-    try:
-        assert secrets.secret_string(ARN) == "the-value"
-        assert secrets.secret_string(ARN) == "the-value"  # the second secret, same connection
-    finally:
-        endpoint.close()
-    assert len(endpoint.headers) == 4
-    assert len(set(endpoint.ports)) == 1  # one connection: one TLS handshake on Lambda
-    first = endpoint.headers[0]
-    assert first["x-amz-target"] == "secretsmanager.GetSecretValue"
-    assert first["x-amz-security-token"] == "token"
-    assert "/eu-west-1/secretsmanager/aws4_request" in first["authorization"]
-
-
-def test_a_refusal_is_not_retried_and_names_the_error_not_the_value(direct_env):
-    endpoint = ScriptedEndpoint(
-        [(400, {"__type": "AccessDeniedException", "Message": "not authorized to perform"})]
-    )
-    direct_env.setenv("AWS_ENDPOINT_URL", endpoint.url)
-    try:
-        with pytest.raises(secrets.SecretUnreadable) as raised:
-            secrets.secret_string(ARN)
-    finally:
-        endpoint.close()
-    assert "AccessDeniedException" in str(raised.value)
-    assert "secretsmanager:GetSecretValue" in str(raised.value)
-    assert len(endpoint.headers) == 1
-
-
-def test_an_endpoint_that_never_answers_fails_within_the_attempts(direct_env):
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(8)  # accepts connections (the kernel does), never answers
-    direct_env.setattr(secrets, "READ_TIMEOUT_SECONDS", 0.2)
-    direct_env.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
-    try:
-        with pytest.raises(secrets.SecretUnreadable, match="timed out"):
-            secrets.secret_string(ARN)
-    finally:
-        silent.close()
