@@ -31,9 +31,51 @@ def init_phase() -> None:
     SnapStart, paid once per version, before the snapshot), not added to the first request.
     """
     setup_django()
+    check_model_references()
+    load_database_backends()
     from handlers import snapstart
 
     snapstart.register()
+
+
+def load_database_backends() -> None:
+    """Import each configured database's backend (psycopg, PyMySQL or sqlite3, and Django's
+    backend modules) and the SQL compiler, without connecting.
+
+    Django loads them on the first query otherwise, i.e. in the first invocation; here they are
+    part of the init phase (and of a SnapStart snapshot). No connection is opened: the network
+    belongs to the invocations (and a snapshot must not hold one).
+    """
+    from django.db import connections
+    from django.db.models.sql import compiler  # noqa: F401  (every query needs it)
+
+    for alias in connections:
+        connections[alias]  # creating the wrapper imports the backend; it does not connect
+
+
+class ModelOutsideTheApps(RuntimeError):
+    """A model of the function's apps refers to a model whose app its settings leave out."""
+
+
+def check_model_references() -> None:
+    """Refuse to start when a model refers to a model of an app that is not installed.
+
+    The worker's settings leave ``django.contrib.auth`` out (handlers/project/worker_settings.py);
+    a project model with a ``ForeignKey`` to the user model would then load without complaint
+    (Django only reports it in ``manage.py check``, which a function never runs) and fail in
+    whichever task first follows it. Django keeps such unresolved references as pending
+    operations of the app registry; this looks at them once, after set-up.
+    """
+    from django.apps import apps
+
+    pending = sorted(f"{app}.{model}" for app, model in apps._pending_operations)
+    if pending:
+        raise ModelOutsideTheApps(
+            f"Models refer to {', '.join(pending)}, whose app is not in INSTALLED_APPS of "
+            f"{os.environ.get('DJANGO_SETTINGS_MODULE')}. Add the app (for the user model: "
+            "django.contrib.auth and django.contrib.contenttypes) back to the function's "
+            "settings."
+        )
 
 
 def close_connections() -> None:

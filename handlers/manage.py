@@ -1,8 +1,11 @@
 """Lambda entrypoint for deploy-time management commands: ``handlers.manage.handler``.
 
 Event: ``{"command": "migrate", "args": ["--plan"]}``. Only the commands in ``ALLOWED_COMMANDS``
-run, never interactively. ``createsuperuser`` takes its password from the event's ``"password"``
-(or the function's ``DJANGO_SUPERUSER_PASSWORD``), which is never echoed back or logged:
+run, never interactively: Django's ``migrate``, ``showmigrations``, ``check`` and
+``createsuperuser``, and bgtask's operations command (``{"command": "bgtask", "args": ["list",
+"--status", "failed"]}``: list, show, retry, cancel, pause, resume, stats). ``createsuperuser``
+takes its password from the event's ``"password"`` (or the function's
+``DJANGO_SUPERUSER_PASSWORD``), which is never echoed back or logged:
 
     {"command": "createsuperuser",
      "args": ["--username", "admin", "--email", "admin@example.com"], "password": "..."}
@@ -25,9 +28,14 @@ ALLOWED_COMMANDS: dict[str, list[str]] = {
     "showmigrations": [],
     "check": [],
     "createsuperuser": ["--no-input"],
+    "bgtask": [],  # the operations command (bgtask/management/commands/bgtask.py); never prompts
 }
 # The commands that need the database: checked first, so an unreachable one fails fast and clearly.
-DATABASE_COMMANDS = {"migrate", "showmigrations", "createsuperuser"}
+DATABASE_COMMANDS = {"migrate", "showmigrations", "createsuperuser", "bgtask"}
+# Exit codes of ``bgtask`` that are outcomes, not failures: some task IDs named no task (3) or a
+# task not in a state the verb applies to (4), while the others were acted on. The answer says so
+# (``exit_code``, ``error``) with the output of what was done; an invocation error would hide it.
+PARTIAL_EXIT_CODES = {"bgtask": {3, 4}}
 MANAGE_EVENT = (
     '{"command": one of ' + str(sorted(ALLOWED_COMMANDS)) + ', "args": [strings] (optional), '
     '"password": string (createsuperuser only, optional)}'
@@ -104,23 +112,29 @@ def _parse(event: Any) -> tuple[str, list[str], str | None]:
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Run one allowed command; return its output. A failing command raises (an invocation
-    error, which ``sam remote invoke`` and ``aws lambda invoke`` report)."""
+    error, which ``sam remote invoke`` and ``aws lambda invoke`` report), except ``bgtask``'s
+    partial outcomes (``PARTIAL_EXIT_CODES``), answered with ``exit_code`` and ``error``."""
     command, args, password = _parse(event)
     from django.core.management import call_command
+    from django.core.management.base import CommandError
 
     output = io.StringIO()
     previous = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
     if password is not None:
         os.environ["DJANGO_SUPERUSER_PASSWORD"] = password
+    error: str | None = None
+    exit_code = 0
     close_connections()
     try:
         if command in DATABASE_COMMANDS:
             ensure_database()
         call_command(command, *ALLOWED_COMMANDS[command], *args, stdout=output, stderr=output)
+    except CommandError as exc:
+        if exc.returncode not in PARTIAL_EXIT_CODES.get(command, ()):
+            raise
+        error, exit_code = str(exc), exc.returncode
     except SystemExit as exc:
         # Whatever still makes a command exit must not end the Lambda runtime with it.
-        from django.core.management.base import CommandError
-
         raise CommandError(f"{command} tried to exit the process (code {exc.code}).") from None
     finally:
         close_connections()
@@ -129,4 +143,12 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
                 os.environ.pop("DJANGO_SUPERUSER_PASSWORD", None)
             else:
                 os.environ["DJANGO_SUPERUSER_PASSWORD"] = previous
-    return {"handler": "manage", "command": command, "args": args, "output": output.getvalue()}
+    answer: dict[str, Any] = {
+        "handler": "manage",
+        "command": command,
+        "args": args,
+        "output": output.getvalue(),
+    }
+    if error is not None:
+        answer.update(exit_code=exit_code, error=error)
+    return answer

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import importlib.util
 import os
 import py_compile
 import shutil
@@ -192,15 +193,37 @@ def collect_static(out: Path) -> None:
     )
 
 
+# The optimisation level the runtime imports at: Lambda starts python without -O and without
+# PYTHONOPTIMIZE, so it reads name.cpython-312.pyc, never .opt-1/.opt-2.pyc. Compiled for that
+# level whatever level this build runs at (a build under `python -O` would otherwise ship only
+# .opt-1.pyc files, which the runtime ignores: it would compile every module on every cold start,
+# in memory, since the code folder is read-only).
+RUNTIME_OPTIMIZE = 0
+
+
+def missing_bytecode(out: Path) -> list[str]:
+    """The modules under ``out`` without the bytecode file the runtime reads (relative paths)."""
+    return sorted(
+        str(path.relative_to(out))
+        for path in out.rglob("*.py")
+        if not Path(importlib.util.cache_from_source(str(path), optimization="")).is_file()
+    )
+
+
 def compile_bytecode(out: Path) -> None:
     ok = compileall.compile_dir(
         out,
         quiet=1,
         workers=0,
+        optimize=RUNTIME_OPTIMIZE,
         invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
     )
-    if not ok:
-        raise SystemExit(f"compileall failed in {out}")
+    missing = missing_bytecode(out)
+    if not ok or missing:
+        raise SystemExit(
+            f"compileall failed in {out}: {len(missing)} module(s) without bytecode "
+            f"({', '.join(missing[:10])})"
+        )
 
 
 def folder_size(path: Path) -> int:

@@ -1,6 +1,7 @@
-"""One boto3 Lambda client per process, and the asynchronous invoke every feature shares.
+"""One Lambda client per process (botocore, which boto3 is built on), and the asynchronous invoke
+every feature shares.
 
-The region and endpoint come from boto3's own environment (``AWS_REGION`` is set on Lambda;
+The region and endpoint come from botocore's own environment (``AWS_REGION`` is set on Lambda;
 ``AWS_ENDPOINT_URL`` points the tests at moto's server).
 """
 
@@ -19,11 +20,23 @@ READ_TIMEOUT_SECONDS = 5
 MAX_ATTEMPTS = 2
 
 
+@functools.cache
+def botocore_session() -> Any:
+    """The process's one botocore session: every client shares its credentials and the service
+    data it has loaded (the endpoint tables alone take tens of milliseconds to parse)."""
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
 def boto3_client(
     service: str, *, connect_timeout: float, read_timeout: float, attempts: int
 ) -> Any:
-    """A boto3 client with bounded timeouts and retries (boto3 is imported here, on first use)."""
-    import boto3
+    """A client with bounded timeouts and retries, created on first use.
+
+    Made by botocore's session directly: the same client ``boto3.client`` returns (boto3 adds
+    its resource layer and S3 transfer manager, which nothing here uses), without importing boto3
+    and s3transfer, which the functions' init phase would pay for when it reads its secrets."""
     from botocore.config import Config
 
     config = Config(
@@ -31,7 +44,7 @@ def boto3_client(
         read_timeout=read_timeout,
         retries={"max_attempts": attempts, "mode": "standard"},
     )
-    return boto3.client(service, config=config)
+    return botocore_session().create_client(service, config=config)
 
 
 @functools.cache

@@ -140,3 +140,32 @@ def test_a_compiled_module_of_another_architecture_fails_the_build(tmp_path):
     assert build.wrong_architecture(folder, "arm64") == [f"somepackage/{host_module.name}"]
     with pytest.raises(SystemExit, match="not built for arm64"):
         build.check_architecture(folder, "arm64")
+
+
+def test_the_bytecode_is_the_runtimes_level_even_when_the_build_runs_optimised(tmp_path):
+    # Lambda imports at level 0 (no -O): a build run under `python -O` must still ship
+    # name.cpython-312.pyc, or every cold start compiles every module again.
+    folder = tmp_path / "code"
+    (folder / "package").mkdir(parents=True)
+    (folder / "package" / "__init__.py").write_text("VALUE = 1\n")
+    build_py = str(REPO_ROOT / "infra" / "build.py")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-O",
+            "-c",
+            "import importlib.util, sys; from pathlib import Path\n"
+            f"spec = importlib.util.spec_from_file_location('b', {build_py!r})\n"
+            "b = importlib.util.module_from_spec(spec); spec.loader.exec_module(b)\n"
+            f"b.compile_bytecode(Path({str(folder)!r}))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    tag = sys.implementation.cache_tag
+    assert (folder / "package" / "__pycache__" / f"__init__.{tag}.pyc").is_file()
+    assert _build_module().missing_bytecode(folder) == []
+    (folder / "package" / "late.py").write_text("")
+    assert _build_module().missing_bytecode(folder) == ["package/late.py"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -72,3 +73,44 @@ def test_a_failing_command_raises_so_the_invocation_reports_an_error(context):
 
     with pytest.raises(CommandError):
         manage.handler({"command": "migrate", "args": ["no_such_app"]}, context)
+
+
+def test_the_bgtask_operations_command_lists_and_cancels_through_the_handler(context):
+    from bgtask.models import Task
+    from tests.sampleapp import tasks
+
+    queued = tasks.record("listed-by-manage", schedule=3600)
+    listed = manage.handler({"command": "bgtask", "args": ["list", "--json"]}, context)
+    assert [row["id"] for row in json.loads(listed["output"])] == [queued.pk]
+    assert "exit_code" not in listed  # a full success looks like every other command's answer
+
+    cancelled = manage.handler({"command": "bgtask", "args": ["cancel", str(queued.pk)]}, context)
+    assert f"Task {queued.pk}: cancelled." in cancelled["output"]
+    assert Task.objects.get(pk=queued.pk).status == Task.CANCELLED
+
+    stats = manage.handler({"command": "bgtask", "args": ["stats", "--json"]}, context)
+    assert "queues" in json.loads(stats["output"])
+
+
+def test_a_partial_bgtask_outcome_answers_with_its_exit_code_and_what_was_done(context):
+    from bgtask.models import Task
+    from tests.sampleapp import tasks
+
+    queued = tasks.record("half-of-a-cancel", schedule=3600)
+    missing = queued.pk + 1000
+    answer = manage.handler(
+        {"command": "bgtask", "args": ["cancel", str(queued.pk), str(missing)]}, context
+    )
+    assert answer["exit_code"] == 3  # bgtask's "not found": the other ID was still acted on
+    assert "1 of 2 task id(s) not found" in answer["error"]
+    assert f"Task {queued.pk}: cancelled." in answer["output"]
+    assert f"Task {missing}: not found." in answer["output"]
+    assert Task.objects.get(pk=queued.pk).status == Task.CANCELLED
+
+
+@pytest.mark.parametrize("args", [["frobnicate"], ["show"], ["show", "abc"], []])
+def test_a_bgtask_usage_error_fails_the_invocation(args, context):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError):
+        manage.handler({"command": "bgtask", "args": args}, context)

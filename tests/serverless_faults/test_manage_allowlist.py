@@ -1,4 +1,4 @@
-"""The management entrypoint runs its four commands and nothing else, however the request is
+"""The management entrypoint runs its five commands and nothing else, however the request is
 spelled: no other command, no shell, no prompt, no option that reaches past the allowlist."""
 
 from __future__ import annotations
@@ -87,6 +87,9 @@ REFUSED_OPTIONS = [
     ("migrate", ["-h"]),
     ("check", ["--version"]),
     ("check", ["--he"]),
+    ("bgtask", ["list", "-h"]),
+    ("bgtask", ["stats", "--help"]),
+    ("bgtask", ["show", "1", "--settings", "tests.serverless_faults.tripwire"]),
 ]
 
 
