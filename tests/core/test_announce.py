@@ -1,5 +1,6 @@
 """Every enqueue path announces itself to idle workers (issue 18): this process's waiters once the
-transaction commits, and on PostgreSQL a NOTIFY sent inside the enqueuing transaction."""
+transaction commits, and on PostgreSQL a NOTIFY sent inside the enqueuing transaction (by the
+task table's insert trigger for an insert, tests/store/test_notify_trigger.py)."""
 
 from __future__ import annotations
 
@@ -32,15 +33,13 @@ def waiter() -> Iterator[IdleWaiter]:
     with override_settings(BGTASK_IDLE_POLL=600):
         waiter = IdleWaiter(["q", "django-other"], listen=False)
         waiter.wait(0, threading.Event())  # its first wait takes the polls' baseline
-        waiter.local.event.clear()
+        waiter.local.take()
         yield waiter
         waiter.close()
 
 
 def rung(waiter: IdleWaiter) -> bool:
-    ringing = waiter.local.event.is_set()
-    waiter.local.event.clear()
-    return ringing
+    return waiter.local.take()[0]
 
 
 def test_an_enqueue_wakes_a_waiting_worker_of_this_process(waiter):
