@@ -2,11 +2,12 @@
 
 Two paths, both taken for every enqueue (``task_enqueued`` and ``tasks_bulk_enqueued``, which every
 enqueue path sends) and by the writes that make a queued task due at once (the admin's "run now"
-and "retry"):
+and "retry", a retry due at once):
 
-- other processes, on PostgreSQL: ``pg_notify`` on ``bgtask_enqueued`` with the queue as payload,
-  in the enqueuing transaction when there is one (a rolled-back enqueue wakes nobody), else just
-  after the row's own autocommit; idle workers ``LISTEN`` (``bgtask.worker.idle``);
+- other processes, on PostgreSQL: a notification on ``bgtask_enqueued`` naming the queue, in the
+  writing transaction (a rolled-back enqueue wakes nobody); idle workers ``LISTEN``
+  (``bgtask.worker.idle``). An insert sends it by itself, from the task table's trigger (migration
+  0014), inside the INSERT statement; an UPDATE that makes tasks due sends ``pg_notify`` here;
 - this process, on every database: once the transaction commits, the idle waiters of this process
   whose queues match are woken (a web process that also runs a worker thread, the tests).
 """
@@ -18,6 +19,7 @@ import contextvars
 import logging
 import threading
 from collections.abc import Collection, Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, connections, router, transaction
@@ -31,15 +33,40 @@ logger = logging.getLogger("bgtask.enqueue")
 
 class LocalWake:
     """An idle waiter's doorbell in this process: ``ring(queues)`` sets ``event`` when one of
-    ``queues`` is a queue it serves (``serves`` None: every queue)."""
+    ``queues`` is a queue it serves (``serves`` None: every queue), and so does ``learn(queue,
+    run_at)``, which only tells it when a task scheduled ahead becomes due. ``take()`` says which
+    of the two happened since the last look."""
 
     def __init__(self, serves: Collection[str] | None) -> None:
         self.serves = None if serves is None else frozenset(serves)
         self.event = threading.Event()
+        self._lock = threading.Lock()
+        self._claim = False  # rung: work may be due now
+        self._due: datetime | None = None  # learnt: the earliest run_at announced since
 
-    def ring(self, queues: Iterable[str]) -> None:
-        if self.serves is None or not self.serves.isdisjoint(queues):
-            self.event.set()
+    def ring(self, queues: Iterable[str] | None = None) -> None:
+        """Work of ``queues`` (None: of any queue) may be due now."""
+        if queues is None or self.serves is None or not self.serves.isdisjoint(queues):
+            with self._lock:
+                self._claim = True
+                self.event.set()
+
+    def learn(self, queue: str, run_at: datetime) -> None:
+        """A task of ``queue`` becomes due at ``run_at`` (ahead; nothing to claim before)."""
+        if self.serves is None or queue in self.serves:
+            with self._lock:
+                if self._due is None or run_at < self._due:
+                    self._due = run_at
+                self.event.set()
+
+    def take(self) -> tuple[bool, datetime | None]:
+        """(rung, the earliest run_at learnt) since the last take; clears ``event``. Under the
+        lock, so a ring between reading and clearing is never lost."""
+        with self._lock:
+            rung, due = self._claim, self._due
+            self._claim, self._due = False, None
+            self.event.clear()
+        return rung, due
 
 
 _lock = threading.Lock()
@@ -64,8 +91,8 @@ def ring_local(queues: Collection[str]) -> None:
         wake.ring(queues)
 
 
-# Inside ``gathered()``: the queues announced so far, sent once when it ends.
-_gathering: contextvars.ContextVar[set[tuple[str, str]] | None] = contextvars.ContextVar(
+# Inside ``gathered()``: (alias, queue, inserted) announced so far, sent once when it ends.
+_gathering: contextvars.ContextVar[set[tuple[str, str, bool]] | None] = contextvars.ContextVar(
     "bgtask_announce_gathering", default=None
 )
 
@@ -81,18 +108,22 @@ def gathered() -> Iterator[None]:
     if _gathering.get() is not None:
         yield  # an outer gathered() announces
         return
-    pending: set[tuple[str, str]] = set()
+    pending: set[tuple[str, str, bool]] = set()
     token = _gathering.set(pending)
     try:
         yield
     finally:
         _gathering.reset(token)
-    for alias in {alias for alias, _ in pending}:
-        announce({queue for a, queue in pending if a == alias}, alias)
+    for alias, inserted in {(alias, inserted) for alias, _, inserted in pending}:
+        queues = {queue for a, queue, i in pending if a == alias and i == inserted}
+        announce(queues, alias, inserted=inserted)
 
 
-def announce(queues: Collection[str], using: str | None = None) -> None:
+def announce(queues: Collection[str], using: str | None = None, *, inserted: bool = False) -> None:
     """Announce that tasks of ``queues`` may be due now, to other processes and this one.
+
+    ``inserted``: the tasks were just inserted (an enqueue), which on PostgreSQL has notified the
+    other processes already (the insert trigger); only this process's waiters are left to wake.
 
     >>> announce(["mail"])   # after an UPDATE that made queued "mail" tasks due
     """
@@ -102,12 +133,13 @@ def announce(queues: Collection[str], using: str | None = None) -> None:
         return
     pending = _gathering.get()
     if pending is not None:
-        pending.update((alias, queue) for queue in queues)
+        pending.update((alias, queue, inserted) for queue in queues)
         return
-    if conf.listen() is not False:
+    store = TaskStore(alias)
+    if conf.listen() is not False and not (inserted and store.inserts_announce_themselves):
         connection = connections[alias]
         try:
-            TaskStore(alias).announce(sorted(queues))
+            store.announce(sorted(queues))
         except DatabaseError:
             if connection.in_atomic_block:
                 raise  # the caller's transaction is broken anyway; it must not commit half
@@ -120,7 +152,7 @@ def announce(queues: Collection[str], using: str | None = None) -> None:
 def on_task_enqueued(sender: Any, task: Task, **kwargs: Any) -> None:
     """``task_enqueued`` receiver. Scheduled tasks are announced too: an idle worker then learns
     their ``run_at`` and wakes for it, instead of at the end of its nap."""
-    announce([task.queue], task._state.db)
+    announce([task.queue], task._state.db, inserted=True)
 
 
 def on_tasks_bulk_enqueued(
@@ -128,4 +160,4 @@ def on_tasks_bulk_enqueued(
 ) -> None:
     """``tasks_bulk_enqueued`` receiver: one announcement per queue of the rows."""
     default = conf.default_queue()
-    announce({row.get("queue") or default for row in rows}, using)
+    announce({row.get("queue") or default for row in rows}, using, inserted=True)

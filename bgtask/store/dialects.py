@@ -55,6 +55,8 @@ def _due_filter(queue: str | None) -> tuple[str, list[Any]]:
 class Dialect:
     #: Appended to the WHERE of outcome UPDATEs; PostgreSQL makes their commit asynchronous.
     outcome_where = ""
+    #: An INSERT into the task table notifies the listening workers by itself (a trigger).
+    inserts_notify = False
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
@@ -151,7 +153,7 @@ class Dialect:
         return ""
 
     def notify(self, channel: str, queues: Sequence[str]) -> None:
-        """Tell listening workers that tasks of ``queues`` were enqueued; a no-op but on
+        """Tell listening workers that tasks of ``queues`` are due now; a no-op but on
         PostgreSQL. Sent in the caller's transaction, so delivered only if it commits."""
 
     def next_due_after(self, after: datetime, queue: str | None) -> datetime | None:
@@ -236,6 +238,9 @@ class PostgresDialect(UpdateReturningDialect):
     # and, being part of the UPDATE, adds no round trip. In the WHERE clause it is evaluated only
     # for the row the primary key finds, which is cheaper for the server than a joined subquery.
     outcome_where = " AND set_config('synchronous_commit', 'off', true) = 'off'"
+    # The AFTER INSERT trigger of migration 0014 sends the enqueue's NOTIFY inside the INSERT
+    # (or COPY) statement itself: no round trip of its own.
+    inserts_notify = True
 
     def notify(self, channel: str, queues: Iterable[str]) -> None:
         # pg_notify() rather than NOTIFY: the channel and payload are parameters. PostgreSQL

@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import (
@@ -37,10 +37,28 @@ FIELD_NAMES = frozenset(f.name for f in Task._meta.concrete_fields if not f.prim
 INSERT_PARAMS = 30_000
 # A worker host whose last batch is older than this is forgotten when a new host appears.
 WORKER_HOST_MEMORY = timedelta(days=7)
-#: The PostgreSQL channel an enqueue notifies (payload: the queue) and idle workers LISTEN on.
+#: The PostgreSQL channel an enqueue notifies and idle workers LISTEN on. The payload is the queue
+#: when tasks of it are due now, or ``at:<run_at, microseconds since the epoch>:<queue>`` when the
+#: inserted tasks of that queue are scheduled ahead (the insert trigger of migration 0014).
 NOTIFY_CHANNEL = "bgtask_enqueued"
+SCHEDULED_PREFIX = "at:"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # How long a write keeps retrying while SQLite reports another writer holds the lock.
 SQLITE_LOCKED_PATIENCE = 60.0
+
+
+def read_notification(payload: str) -> tuple[str, datetime | None]:
+    """The queue a ``NOTIFY_CHANNEL`` payload names, and the ``run_at`` it announces (None: due
+    now). A payload that is not of the scheduled form is a queue's name as it stands.
+
+    >>> read_notification("at:1765152000000000:mail")
+    ('mail', datetime.datetime(2025, 12, 8, 0, 0, tzinfo=datetime.timezone.utc))
+    """
+    if payload.startswith(SCHEDULED_PREFIX):
+        micros, sep, queue = payload[len(SCHEDULED_PREFIX) :].partition(":")
+        if sep and micros.isdigit():
+            return queue, EPOCH + timedelta(microseconds=int(micros))
+    return payload, None
 
 
 def _is_sqlite_locked(exc: BaseException) -> bool:
@@ -300,12 +318,18 @@ class TaskStore:
 
     # -- waking idle workers ------------------------------------------------------------------
 
+    @property
+    def inserts_announce_themselves(self) -> bool:
+        """True where inserting a task notifies the listening workers by itself (PostgreSQL: the
+        table's insert trigger), so an enqueue has nothing more to send."""
+        return self.dialect.inserts_notify
+
     def announce(self, queues: Sequence[str]) -> None:
         """Wake the workers listening for ``queues``: ``pg_notify`` on PostgreSQL, in the caller's
         transaction (delivered only when it commits), nothing elsewhere.
 
-        Call it after writing tasks that are due now by any path other than an enqueue (which
-        announces itself): a retry due at once, an admin "run now".
+        Call it after an UPDATE that made queued tasks due now (inserts announce themselves, see
+        ``inserts_announce_themselves``): a retry due at once, an admin "run now".
 
         >>> TaskStore().announce(["default"])
         """

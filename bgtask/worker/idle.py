@@ -6,7 +6,9 @@ returns early, True, as soon as work may be due:
 - a task of one of its queues was enqueued in this process (``bgtask.enqueue.announce``);
 - on PostgreSQL, a notification for one of its queues arrived on its own ``LISTEN`` connection
   (psycopg, opened from the same ``DATABASES`` entry, outside Django's connection handling);
-  a notification for another queue does not wake it;
+  a notification for another queue does not wake it. A notification of tasks scheduled ahead
+  (``at:<run_at>:<queue>``, from the insert trigger) does not wake it either: it sleeps until
+  that ``run_at`` when it is sooner than the end of its wait;
 - without LISTEN (SQLite, MariaDB, PgBouncer in transaction mode, ``BGTASK_LISTEN = False``): the
   highest task id changed, checked every ``BGTASK_IDLE_POLL`` seconds (a primary-key probe);
 - the next scheduled task of its queues is due (``TaskStore.next_due_at``, read once per wait).
@@ -40,7 +42,7 @@ from bgtask import clock, conf
 from bgtask.enqueue.announce import LocalWake, register, unregister
 from bgtask.models import Task
 from bgtask.store import TaskStore
-from bgtask.store.tasks import NOTIFY_CHANNEL
+from bgtask.store.tasks import NOTIFY_CHANNEL, read_notification
 
 try:  # only PostgreSQL deployments have psycopg; the others never LISTEN
     import psycopg
@@ -56,6 +58,8 @@ RECONNECT_FIRST_WAIT = 0.5
 RECONNECT_MAX_WAIT = 30.0
 #: How long "auto" waits for its test notification before deciding LISTEN does not work here.
 PROBE_SECONDS = 2.0
+#: Without LISTEN, no poll starts this close before the due time the wait ends at.
+POLL_GUARD_SECONDS = 0.1
 #: ``application_name`` of a LISTEN connection once it is known to work.
 APPLICATION_NAME = "bgtask idle worker (listening)"
 #: How long the listening thread blocks on the connection before looking at ``closed`` again.
@@ -64,13 +68,14 @@ LISTEN_SLICE_SECONDS = 1.0
 
 class Listener(threading.Thread):
     """A daemon thread holding a dedicated LISTEN connection; rings ``wake`` on a notification
-    for one of ``serves`` (None: every queue), and once after each (re)connection."""
+    for one of ``serves`` (None: every queue), and once after each (re)connection; tells it the
+    ``run_at`` of tasks scheduled ahead."""
 
     def __init__(
         self,
         params: dict[str, Any],
         serves: frozenset[str] | None,
-        wake: threading.Event,
+        wake: LocalWake,
         probe: bool,
     ) -> None:
         super().__init__(name="bgtask-listen", daemon=True)
@@ -122,16 +127,20 @@ class Listener(threading.Thread):
             self.listening.set()
             logger.debug("Listening for enqueues (connection %d).", self.connects)
             # Anything enqueued before LISTEN took effect was not announced to us: look once.
-            self.wake.set()
+            self.wake.ring()
             while not self.closed.is_set():
                 for note in conn.notifies(timeout=LISTEN_SLICE_SECONDS):
                     if note.payload.startswith("probe:"):
                         continue
-                    if self.serves is None or note.payload in self.serves:
-                        logger.debug("Notified of queue %r: waking.", note.payload)
-                        self.wake.set()
+                    queue, run_at = read_notification(note.payload)
+                    if self.serves is not None and queue not in self.serves:
+                        logger.debug("Notified of queue %r, not one of ours.", queue)
+                    elif run_at is None:
+                        logger.debug("Notified of queue %r: waking.", queue)
+                        self.wake.ring([queue])
                     else:
-                        logger.debug("Notified of queue %r, not one of ours.", note.payload)
+                        logger.debug("Notified of queue %r, due at %s.", queue, run_at)
+                        self.wake.learn(queue, run_at)
                 if conn.closed or conn.broken:
                     raise psycopg.OperationalError("the LISTEN connection closed")
 
@@ -192,9 +201,7 @@ class IdleWaiter:
     def _ensure_listener(self) -> Listener | None:
         if self.listener is None and self._can_listen():
             params = connections[self.alias].get_connection_params()
-            self.listener = Listener(
-                params, self.serves, self.local.event, probe=self.listen == "auto"
-            )
+            self.listener = Listener(params, self.serves, self.local, probe=self.listen == "auto")
             self._listeners.append(self.listener)
             self.listener.start()
         return self.listener
@@ -224,10 +231,15 @@ class IdleWaiter:
             due = self.store.next_due_at(queue, after=after)
         if due is None:
             return None
+        return (due, *self._deadline(due))
+
+    def _deadline(self, due: datetime) -> tuple[float, bool]:
+        """The ``time.monotonic()`` at which to claim a task due at ``due`` (a database time),
+        and whether that is still ahead."""
         # Measured after the query, which can take a while on a loaded server: measured before,
         # the worker would wake that much early. A millisecond late rather than a moment early.
         seconds = (due - clock.now(self.alias)).total_seconds() + 0.001
-        return due, time.monotonic() + max(0.0, seconds), seconds > 0
+        return time.monotonic() + max(0.0, seconds), seconds > 0
 
     def _inserted(self) -> bool:
         """True if a task was inserted since the last look (the poll without LISTEN)."""
@@ -243,10 +255,12 @@ class IdleWaiter:
         started = time.monotonic()
         end = started + max(0.0, timeout)
         self._ensure_listener()
-        event = self.local.event
-        if event.is_set():
-            event.clear()
-            return True
+        local = self.local
+        learnt: datetime | None = None
+        if local.event.is_set():
+            rung, learnt = local.take()
+            if rung:
+                return True
         try:
             if not self.listening and self._last_id is None:
                 # The first baseline for the polls: a task inserted between the caller's last
@@ -255,9 +269,17 @@ class IdleWaiter:
                 self._inserted()
                 return True
             next_due = self._next_due()
+            if learnt is not None:
+                # Learnt during the last claim: usually the read above has it too, but not once
+                # it is due (the read leaves due tasks out), so it is taken as it stands.
+                learnt_due = (learnt, *self._deadline(learnt))
+                if next_due is None or learnt_due[1] < next_due[1]:
+                    next_due = learnt_due
         except DatabaseError:
             return True
-        due_at = None
+        due: datetime | None = None
+        due_at: float | None = None
+        ahead = False
         if next_due is not None and next_due[1] <= end:
             due, due_at, ahead = next_due
             end = due_at
@@ -273,13 +295,28 @@ class IdleWaiter:
             slice_end = min(end, now + STOP_CHECK_SECONDS)
             if not self.listening:
                 slice_end = min(slice_end, next_poll)
-            if event.wait(max(0.0, slice_end - now)):
-                event.clear()
-                return True
+            if local.event.wait(max(0.0, slice_end - now)):
+                rung, learnt = local.take()
+                if rung:
+                    return True
+                if learnt is not None:
+                    # A task scheduled ahead was inserted: sleep until it if it comes first.
+                    try:
+                        learnt_at, learnt_ahead = self._deadline(learnt)
+                    except DatabaseError:
+                        return True
+                    if learnt_at < end:
+                        due, due_at, ahead, end = learnt, learnt_at, learnt_ahead, learnt_at
             if stop.is_set():
                 return False
             if not self.listening and time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + conf.idle_poll()
+                if due_at is not None and end - time.monotonic() < POLL_GUARD_SECONDS:
+                    # The claim at the due time comes first and finds what this poll would
+                    # (it claims every due task). A poll now would only delay that claim by its
+                    # own round trip, which under load was the scheduled tasks' lateness tail
+                    # on MariaDB.
+                    continue
                 try:
                     if self._inserted():
                         logger.debug("New task(s) inserted: waking.")

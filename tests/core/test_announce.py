@@ -1,5 +1,6 @@
 """Every enqueue path announces itself to idle workers (issue 18): this process's waiters once the
-transaction commits, and on PostgreSQL a NOTIFY sent inside the enqueuing transaction."""
+transaction commits, and on PostgreSQL a NOTIFY sent inside the enqueuing transaction (by the
+task table's insert trigger for an insert, tests/store/test_notify_trigger.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from django.db import connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from bgtask import enqueue_many
 from bgtask.models import Task
@@ -32,15 +34,13 @@ def waiter() -> Iterator[IdleWaiter]:
     with override_settings(BGTASK_IDLE_POLL=600):
         waiter = IdleWaiter(["q", "django-other"], listen=False)
         waiter.wait(0, threading.Event())  # its first wait takes the polls' baseline
-        waiter.local.event.clear()
+        waiter.local.take()
         yield waiter
         waiter.close()
 
 
 def rung(waiter: IdleWaiter) -> bool:
-    ringing = waiter.local.event.is_set()
-    waiter.local.event.clear()
-    return ringing
+    return waiter.local.take()[0]
 
 
 def test_an_enqueue_wakes_a_waiting_worker_of_this_process(waiter):
@@ -118,3 +118,20 @@ def test_the_notify_travels_with_the_transaction():
     finally:
         listener.close()
     assert received == ["committed", "a", "b", "last"]
+
+
+def test_without_listen_no_poll_runs_just_before_a_due_time():
+    # A poll's round trip in the last moment before a scheduled task's run_at would only delay
+    # the claim that the wait ends with (and which finds everything the poll would).
+    with override_settings(BGTASK_IDLE_POLL=0.01):
+        waiter = IdleWaiter(["guard"], listen=False)
+        try:
+            waiter.wait(0, threading.Event())  # the polls' baseline
+            tasks.noop(queue="guard", schedule=0.09)
+            waiter.local.take()  # this process's doorbell: not what is tested here
+            with CaptureQueriesContext(connection) as queries:
+                assert waiter.wait(60, threading.Event()) is True
+        finally:
+            waiter.close()
+    polls = [q["sql"] for q in queries if "MAX(" in q["sql"]]
+    assert polls == [], polls

@@ -196,6 +196,31 @@ def test_a_scheduled_task_starts_after_its_run_at_never_before(worker_factory):
 
 
 @on_postgres
+def test_a_task_scheduled_ahead_is_slept_until_not_claimed_at_once(worker_factory):
+    worker = worker_factory("ahead")
+    worker.idle(succeeded=0)
+
+    def settled() -> bool:
+        # The wake-up that follows each (re)connection has been claimed for: nothing else wakes it.
+        log = worker.log()
+        listening = log.find("Listening for enqueues (connection 1).")
+        return listening >= 0 and BATCH_LINE.search(log, listening) is not None
+
+    wait_for(settled, timeout=CEILING, message="the claim after the LISTEN connection opened")
+    before = len(BATCH_LINE.findall(worker.log()))
+    task = tasks.record("ahead", queue="ahead", schedule=2)
+    wait_for(lambda: ran("ahead"), timeout=CEILING, message="the scheduled task to run")
+    log = worker.stop()
+    assert "Notified of queue 'ahead', due at" in log, log[-3000:]
+    # The first claim after the insert is the one that ran it: the notification made the worker
+    # sleep until run_at, not claim at once and find nothing.
+    assert BATCH_LINE.findall(log)[before] == ("1", "0", "0"), log[-3000:]
+    task.refresh_from_db()
+    assert task.started_at >= task.run_at
+    assert Execution.objects.get(key="ahead").created_at >= task.run_at
+
+
+@on_postgres
 def test_through_pgbouncer_in_transaction_mode_it_finds_listen_silent_and_polls(tmp_path):
     from tests.faults.servers import PgBouncer, ServerUnavailable
 
