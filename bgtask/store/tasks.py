@@ -23,8 +23,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 
 from bgtask import clock, conf
+from bgtask.limits import LimitSet
 from bgtask.models import Task, WorkerBatch
-from bgtask.store.dialects import dialect_for
+from bgtask.store.dialects import dialect_for, exclusion
 
 logger = logging.getLogger("bgtask.store")
 
@@ -54,6 +55,9 @@ class TaskStore:
     def __init__(self, using: str | None = None) -> None:
         self.alias = using or router.db_for_write(Task)
         self.dialect = dialect_for(self.alias)
+        #: After a claim: seconds until a limit that holds back due tasks may have room.
+        self.held_back_for: float | None = None
+        self._limited_first = False  # the limited and the plain claim take turns going first
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
@@ -153,21 +157,74 @@ class TaskStore:
         return count
 
     def claim_due(
-        self, worker_id: str, limit: int, lease_until: datetime, queue: str | None = None
+        self,
+        worker_id: str,
+        limit: int,
+        lease_until: datetime,
+        queue: str | None = None,
+        *,
+        limits: LimitSet | None = None,
+        limited_limit: int | None = None,
     ) -> list[Task]:
         """Lock up to ``limit`` due tasks for ``worker_id`` until ``lease_until``; return them in
-        the order they should run (highest priority, then oldest ``run_at``)."""
-        attempt = {"n": 0}
+        the order they should run (highest priority, then oldest ``run_at``).
 
-        def claim() -> list[Task]:
+        ``limits`` (``bgtask.features.limits.current_limits()``): the limits to honour. Without
+        any, the claim is the one statement it always was. With some, the plain claim leaves the
+        limited scopes out and ``Dialect.claim_limited`` takes at most ``limited_limit`` of theirs
+        (default ``limit``) in its own short transaction; the two go first in turn, so that
+        neither the limited scopes nor the rest can starve the other. After the call,
+        ``held_back_for`` says in how many seconds a scope that holds back due tasks may have
+        room (None: nothing is held back, or something was claimed)."""
+        attempt = {"n": 0}
+        self.held_back_for = None
+        limits = limits.for_queue(queue) if limits else None
+        if not limits:
+
+            def claim() -> list[Task]:
+                attempt["n"] += 1
+                if attempt["n"] > 1:
+                    # A claim may have committed before the connection dropped; hand back
+                    # anything locked to us (we run nothing while claiming) instead of
+                    # stranding it.
+                    self.release_all(worker_id)
+                return self.dialect.claim(
+                    worker_id, limit, clock.now(self.alias), lease_until, queue
+                )
+
+            return self._run(claim)
+
+        # With --queue of a limited queue every task it may take is limited: no plain claim.
+        plain = queue is None or queue not in limits.queues
+        excluded = exclusion(list(limits.queues), list(limits.tasks))
+        limited_first = self._limited_first = not self._limited_first
+
+        def claim_with_limits() -> list[Task]:
             attempt["n"] += 1
             if attempt["n"] > 1:
-                # A claim may have committed before the connection dropped; hand back anything
-                # locked to us (we run nothing while claiming) instead of stranding it.
                 self.release_all(worker_id)
-            return self.dialect.claim(worker_id, limit, clock.now(self.alias), lease_until, queue)
+            now = clock.now(self.alias)
+            claimed: list[Task] = []
+            held: float | None = None
+            for part in ("limited", "plain") if limited_first else ("plain", "limited"):
+                room = limit - len(claimed)
+                if room <= 0:
+                    break
+                if part == "plain":
+                    if plain:
+                        claimed += self.dialect.claim(
+                            worker_id, room, now, lease_until, queue, excluded
+                        )
+                else:
+                    taken, held = self.dialect.claim_limited(
+                        worker_id, min(room, limited_limit or room), now, lease_until, queue, limits
+                    )
+                    claimed += taken
+            self.held_back_for = None if claimed else held
+            claimed.sort(key=lambda t: (-t.priority, t.run_at, t.id))
+            return claimed
 
-        return self._run(claim)
+        return self._run(claim_with_limits)
 
     def release(self, task_ids: list[int], worker_id: str) -> int:
         """Put claimed but unstarted tasks back, claimable at once by anyone."""

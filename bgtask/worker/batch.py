@@ -29,6 +29,8 @@ from bgtask import clock, conf, timeouts
 from bgtask.enqueue.validation import check_queue
 from bgtask.exceptions import TaskAbandoned
 from bgtask.features import hooks
+from bgtask.features.limits import current_limits
+from bgtask.limits import LimitSet
 from bgtask.models import Task
 from bgtask.signals import task_failed, task_retried, tasks_claimed
 from bgtask.store import TaskStore
@@ -96,6 +98,9 @@ class BatchResult:
     """Heartbeat statements issued (each renews every lease the worker holds)."""
     concurrency: int = field(default=1, repr=False)
     """The most tasks this call ran at once."""
+    held_back_for: float | None = field(default=None, repr=False)
+    """When it ended with nothing to claim while a limit (``bgtask.limits``) held due tasks
+    back: seconds until that limit may have room, so a polling worker looks again then."""
 
     @property
     def ran(self) -> int:
@@ -201,6 +206,7 @@ class _Batch:
     stop: threading.Event | None
     completer: Completer
     runner: Runner
+    limits: LimitSet = field(default_factory=LimitSet)  # of this process, for this queue
     pending: deque[Task] = field(default_factory=deque)  # claimed, not started yet
 
     def stopping(self) -> bool:
@@ -274,6 +280,8 @@ def _run_batch(
         stop=stop,
         completer=completer,
         runner=runner,
+        # Read once per batch: the registry and settings do not change while it drains.
+        limits=current_limits().for_queue(queue),
     )
     failing: BaseException | None = None
     try:
@@ -324,8 +332,15 @@ def _drain(batch: _Batch) -> None:
             completer.flush()  # a claim sees the table as this worker left it
             size = limit if runner.concurrency == 1 else min(max(limit, free), batch.claim_limit)
             began = timed(tasks_claimed)
+            # A limited scope's tasks are claimed no more than the free slots: claimed, they
+            # count as running, and a worker must not hold a scope's slots while it cannot run.
             claimed = batch.store.claim_due(
-                result.worker_id, size, batch.lease_until(), batch.queue
+                result.worker_id,
+                size,
+                batch.lease_until(),
+                batch.queue,
+                limits=batch.limits,
+                limited_limit=free,
             )
             if began is not None and claimed:
                 send_statement_signal(
@@ -337,6 +352,7 @@ def _drain(batch: _Batch) -> None:
                     # new work may come: look again once a task ends (or a slice passes).
                     _wait_for_a_slot(batch)
                     continue
+                result.held_back_for = batch.store.held_back_for
                 return
             batch.pending.extend(claimed)
             claimed_at = time.monotonic()
