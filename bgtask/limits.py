@@ -24,6 +24,7 @@ Rate(count=100, seconds=60.0)
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -110,8 +111,12 @@ class Limit:
 
     @property
     def scope(self) -> str:
-        """The scope's key in ``bgtask_limit_state`` (``"queue:payments"``)."""
-        return f"{self.kind}:{self.name}"[:255]
+        """The scope's key in ``bgtask_limit_state`` (``"queue:payments"``). A name too long for
+        the column ends in a digest of the whole, so two long names never share a row."""
+        scope = f"{self.kind}:{self.name}"
+        if len(scope) <= 255:
+            return scope
+        return f"{scope[:200]}#{hashlib.sha256(scope.encode()).hexdigest()}"
 
     def describe(self) -> str:
         parts = []

@@ -105,7 +105,7 @@ class Dialect:
     ) -> list[Task]:
         raise NotImplementedError
 
-    # -- limits across workers (bgtask.features.limits) ----------------------------------------
+    # -- limits across workers (bgtask.limits) -------------------------------------------------
 
     #: Locks a candidate row so that a concurrent writer of it (a cancel) is skipped, not waited
     #: on; SQLite has no row locks and needs none under its write lock.
