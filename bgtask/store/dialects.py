@@ -143,10 +143,11 @@ class Dialect:
         lease_until: datetime,
         queue: str | None,
         limits: LimitSet,
-    ) -> tuple[list[Task], float | None]:
+    ) -> tuple[list[Task], tuple[float, bool] | None]:
         """Claim up to ``want`` due tasks of the limited scopes in ``limits`` without breaking
-        any limit, whatever other workers claim meanwhile; also how many seconds until a held-back
-        scope may have room again (None: nothing is held back).
+        any limit, whatever other workers claim meanwhile; also, when it took none, how many
+        seconds until a held-back scope may have room again and whether that is a rate's wait
+        (None: nothing is held back).
 
         One short transaction: (1) lock the scopes' ``bgtask_limit_state`` rows; (2) count the
         running tasks of those scopes (per key for keyed limits): the running rows are few, and
@@ -312,11 +313,12 @@ class Dialect:
 
     def _held_back_for(
         self, cursor: Any, limits: LimitSet, tats: dict[str, float], now_s: float, now: datetime
-    ) -> float | None:
+    ) -> tuple[float, bool] | None:
         """When this claim took nothing: seconds until a scope that holds back due tasks may
         have room (a rate: exactly; a concurrency limit: ``LIMIT_RECHECK_SECONDS``, as another
-        worker's task ending says nothing to this one); None when no due task is held back."""
-        soonest: float | None = None
+        worker's task ending says nothing to this one), and whether that is a rate's wait (which
+        nothing can shorten); None when no due task is held back."""
+        soonest: tuple[float, bool] | None = None
         for limit in limits.all():
             column = "queue" if limit.kind == "queue" else "task_name"
             cursor.execute(
@@ -326,10 +328,13 @@ class Dialect:
             )
             if cursor.fetchone() is None:
                 continue
-            wait = LIMIT_RECHECK_SECONDS
+            # A rate that allows no start now: exactly when it will (whatever else is full, no
+            # task of the scope starts before). Otherwise a full concurrency limit: look again.
+            wait, by_rate = LIMIT_RECHECK_SECONDS, False
             if limit.rate is not None and tats.get(limit.scope, 0.0) > now_s:
-                wait = min(wait, tats[limit.scope] - now_s)
-            soonest = wait if soonest is None else min(soonest, wait)
+                wait, by_rate = tats[limit.scope] - now_s, True
+            if soonest is None or wait < soonest[0]:
+                soonest = (wait, by_rate)
         return soonest
 
     def finish(self, task_id: int, locked_by: str | None, fields: dict[str, object]) -> int:

@@ -55,8 +55,10 @@ class TaskStore:
     def __init__(self, using: str | None = None) -> None:
         self.alias = using or router.db_for_write(Task)
         self.dialect = dialect_for(self.alias)
-        #: After a claim: seconds until a limit that holds back due tasks may have room.
+        #: After a claim that took nothing: seconds until a limit that holds back due tasks may
+        #: have room, and whether that is a rate's wait (exact) rather than a look again.
         self.held_back_for: float | None = None
+        self.held_back_by_rate = False
         self._limited_first = False  # the limited and the plain claim take turns going first
 
     @property
@@ -177,7 +179,7 @@ class TaskStore:
         ``held_back_for`` says in how many seconds a scope that holds back due tasks may have
         room (None: nothing is held back, or something was claimed)."""
         attempt = {"n": 0}
-        self.held_back_for = None
+        self.held_back_for, self.held_back_by_rate = None, False
         limits = limits.for_queue(queue) if limits else None
         if not limits:
 
@@ -205,7 +207,7 @@ class TaskStore:
                 self.release_all(worker_id)
             now = clock.now(self.alias)
             claimed: list[Task] = []
-            held: float | None = None
+            held: tuple[float, bool] | None = None
             for part in ("limited", "plain") if limited_first else ("plain", "limited"):
                 room = limit - len(claimed)
                 if room <= 0:
@@ -220,7 +222,8 @@ class TaskStore:
                         worker_id, min(room, limited_limit or room), now, lease_until, queue, limits
                     )
                     claimed += taken
-            self.held_back_for = None if claimed else held
+            if not claimed and held is not None:
+                self.held_back_for, self.held_back_by_rate = held
             claimed.sort(key=lambda t: (-t.priority, t.run_at, t.id))
             return claimed
 

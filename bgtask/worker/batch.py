@@ -352,7 +352,22 @@ def _drain(batch: _Batch) -> None:
                     # new work may come: look again once a task ends (or a slice passes).
                     _wait_for_a_slot(batch)
                     continue
-                result.held_back_for = batch.store.held_back_for
+                held = batch.store.held_back_for
+                if (
+                    held is not None
+                    and batch.store.held_back_by_rate
+                    and time.monotonic() + held < batch.deadline
+                ):
+                    # Due tasks wait for a rate's next start, which comes within the budget:
+                    # wait for it rather than end the batch (a Lambda invocation would start one
+                    # task per schedule tick). A full concurrency limit ends it: its slots are
+                    # held by other workers, for as long as their tasks run.
+                    if batch.stop is not None:
+                        batch.stop.wait(held)
+                    else:
+                        time.sleep(held)
+                    continue
+                result.held_back_for = held
                 return
             batch.pending.extend(claimed)
             claimed_at = time.monotonic()
