@@ -61,6 +61,21 @@ def _finish(workers) -> list[dict]:
                 worker.kill()
 
 
+def _wait(workers, condition, *, timeout: float, message: str) -> None:
+    """wait_for, and on a timeout the workers' own words (stderr) in the failure."""
+    try:
+        wait_for(condition, timeout=timeout, message=message)
+    except BaseException:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+        said = [worker.communicate() for worker in workers]
+        rows = list(
+            Task.objects.values_list("queue", "status", "locked_by", "attempts").order_by("id")
+        )
+        pytest.fail(f"waiting for {message}; workers said: {said}; rows: {rows}")
+
+
 def _ledger(folder) -> dict:
     return json.loads((folder / "ledger.json").read_text())
 
@@ -78,7 +93,7 @@ def test_never_more_than_the_queue_limit_running_at_once(tmp_path, limited):
         for i in range(16)
     ]
     workers = _workers(4, concurrency=8)
-    wait_for(_all_done([t.pk for t in rows + free]), timeout=240, message="every task to run")
+    _wait(workers, _all_done([t.pk for t in rows + free]), timeout=240, message="every task to run")
     results = _finish(workers)
     ledger = _ledger(tmp_path)
     assert sum(result["succeeded"] for result in results) == 64
@@ -108,7 +123,9 @@ def test_a_held_back_task_stays_queued_then_runs_without_an_attempt(tmp_path, li
     assert held.count() == 2
     assert {row.attempts for row in held} == {0}
     release.touch()
-    wait_for(_all_done([t.pk for t in [*rows, later]]), timeout=120, message="the held ones run")
+    _wait(
+        workers, _all_done([t.pk for t in [*rows, later]]), timeout=120, message="the held ones run"
+    )
     _finish(workers)
     assert {row.attempts for row in Task.objects.filter(pk__in=[t.pk for t in rows])} == {0}
 
@@ -132,7 +149,7 @@ def test_a_keyed_limit_runs_one_per_key_and_different_keys_together(tmp_path, li
     second.refresh_from_db()
     assert (second.status, second.attempts) == (Task.QUEUED, 0)
     release.touch()
-    wait_for(_all_done([a1.pk, a2.pk, b1.pk]), timeout=120, message="all three to run")
+    _wait(workers, _all_done([a1.pk, a2.pk, b1.pk]), timeout=120, message="all three to run")
     _finish(workers)
 
 
@@ -140,7 +157,7 @@ def test_a_keyed_limit_runs_one_per_key_and_different_keys_together(tmp_path, li
 def test_a_keyed_limit_holds_under_load(tmp_path, limited):
     rows = [limited.keyed(f"acct-{i % 4}", f"k{i}", str(tmp_path), schedule=0) for i in range(40)]
     workers = _workers(4, concurrency=8)
-    wait_for(_all_done([t.pk for t in rows]), timeout=240, message="every keyed task to run")
+    _wait(workers, _all_done([t.pk for t in rows]), timeout=240, message="every keyed task to run")
     _finish(workers)
     ledger = _ledger(tmp_path)
     assert {ledger["max"][f"account-acct-{i}"] for i in range(4)} == {1}
@@ -151,7 +168,7 @@ def test_a_keyed_limit_holds_under_load(tmp_path, limited):
 def test_a_rate_spaces_the_starts_across_workers(tmp_path, limited):
     rows = [limited.rated(f"r{i}", str(tmp_path), schedule=0) for i in range(50)]
     workers = _workers(3, concurrency=4)
-    wait_for(_all_done([t.pk for t in rows]), timeout=240, message="every rated task to run")
+    _wait(workers, _all_done([t.pk for t in rows]), timeout=240, message="every rated task to run")
     _finish(workers)
     claims = sorted(datetime.fromisoformat(path.read_text()) for path in tmp_path.glob("claimed-*"))
     assert len(claims) == 50
