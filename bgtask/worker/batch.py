@@ -207,6 +207,8 @@ class _Batch:
     completer: Completer
     runner: Runner
     limits: LimitSet = field(default_factory=LimitSet)  # of this process, for this queue
+    started: int = 0  # tasks handed to the runner
+    recorded: int = 0  # outcomes handed to the completer
     pending: deque[Task] = field(default_factory=deque)  # claimed, not started yet
 
     def stopping(self) -> bool:
@@ -347,7 +349,10 @@ def _drain(batch: _Batch) -> None:
                     tasks_claimed, result.worker_id, began, tasks=tuple(claimed), queue=batch.queue
                 )
             if not claimed:
-                if runner.in_flight():
+                # batch.recorded < batch.started: a task has ended but not yet handed over its
+                # outcome (the runner frees the slot first). Its row is still running for the
+                # claim, and under a limit it may be the very row that held the next one back.
+                if runner.in_flight() or batch.recorded < batch.started:
                     # Nothing due now, but what is in flight may end in a retry due at once, and
                     # new work may come: look again once a task ends (or a slice passes).
                     _wait_for_a_slot(batch)
@@ -406,6 +411,7 @@ def _start_pending(batch: _Batch) -> bool:
         if task_limit is None:
             return True
         batch.pending.popleft()  # started: never released
+        batch.started += 1
         outcome = runner.start(task, task_limit)
         if outcome is not None:  # ran in this thread, to its end
             _record(batch, [outcome])
@@ -423,6 +429,7 @@ def _wait_for_a_slot(batch: _Batch) -> None:
 
 def _record(batch: _Batch, outcomes: list[Outcome]) -> None:
     result = batch.result
+    batch.recorded += len(outcomes)
     for outcome in outcomes:
         task = outcome.task
         learn_duration(task.task_name, (outcome.finished_at - outcome.started_at).total_seconds())

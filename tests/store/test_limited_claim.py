@@ -123,3 +123,18 @@ def test_a_retried_task_is_claimed_without_its_old_progress():
     [again] = store.claim_due("w", 1, lease())
     row = Task.objects.get(pk=task.pk)
     assert (again.progress, row.progress, row.progress_note) == (None, None, None)
+
+
+def test_a_key_frees_once_its_task_succeeds_in_a_group():
+    limits = LimitSet(tasks={"sample.record": Limit("task", "sample.record", 1, keyed=True)})
+    enqueue("a1", key="a")
+    enqueue("a2", key="a")
+    enqueue("b1", key="b")
+    store = TaskStore()
+    first = store.claim_due("w1", 10, lease(), limits=limits)
+    assert labels(first) == ["a1", "b1"]
+    now = timezone.now()
+    # Both successes in one group write, as the completer writes them.
+    written = store.mark_succeeded_many([(t.id, "w1", None, now, now) for t in first])
+    assert written == {t.id for t in first}
+    assert labels(store.claim_due("w1", 10, lease(), limits=limits)) == ["a2"]
