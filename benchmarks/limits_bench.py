@@ -4,7 +4,8 @@ asserts nothing (timing belongs here, not in the tests).
     .venv/bin/python benchmarks/limits_bench.py [--dbs sqlite,postgres,mariadb] [--n 5000]
     make bench BENCH_ARGS="--only limits"
 
-(a) No-op drain throughput (one process, ``benchmarks.workloads drain``, median of 3): no limit
+(a) No-op drain throughput (one process, ``benchmarks.workloads drain``, median of 3, each condition
+    once per round in a turning order, the median of ``--rounds``): no limit
     set; a limit set on another queue (so every claim takes the limited path); a paused queue
     existing; and the same workload run by the main checkout's code (``--main``, default
     /work/main) on the same database, as the baseline.
@@ -78,6 +79,7 @@ def prepare(vendor: str) -> None:
 
 
 def drain(vendor: str, n: int, root: Path = ROOT, **extra: str) -> float:
+    """One median of 3 drains of ``n`` no-op tasks, by the code of checkout ``root``."""
     command = [sys.executable, "-m", "benchmarks.workloads", "drain", "--n", str(n)]
     done = subprocess.run(
         [*command, "--repeats", "3"],
@@ -99,21 +101,28 @@ print(json.dumps({{}}))
 """
 
 
-def drain_costs(vendor: str, n: int, main: Path | None) -> dict:
-    figures = {}
-    python(vendor, SET_PAUSED.format(verb="resume"))
-    figures["no limit"] = drain(vendor, n)
-    figures["limit on another queue"] = drain(
-        vendor, n, BENCH_QUEUE_LIMITS=json.dumps({"elsewhere": {"max_running": 3}})
-    )
-    python(vendor, SET_PAUSED.format(verb="pause"))
-    figures["a paused queue exists"] = drain(vendor, n)
+def drain_costs(vendor: str, n: int, main: Path | None, rounds: int) -> dict:
+    """Each condition once per round, the order turned round every round (the machine is shared
+    and its load drifts); the median of each condition's rounds."""
+    other_limit = json.dumps({"elsewhere": {"max_running": 3}})
+    conditions: list[tuple[str, Path, dict[str, str], str]] = [
+        ("no limit", ROOT, {}, "resume"),
+        ("limit on another queue", ROOT, {"BENCH_QUEUE_LIMITS": other_limit}, "resume"),
+        ("a paused queue exists", ROOT, {}, "pause"),
+    ]
     if main is not None:
-        figures["main (baseline), a paused queue exists"] = drain(vendor, n, main)
+        conditions += [
+            ("main (baseline)", main, {}, "resume"),
+            ("main, a paused queue exists", main, {}, "pause"),
+        ]
+    samples: dict[str, list[float]] = {name: [] for name, *_ in conditions}
+    for round_ in range(rounds):
+        shift = round_ % len(conditions)
+        for name, root, extra, verb in conditions[shift:] + conditions[:shift]:
+            python(vendor, SET_PAUSED.format(verb=verb))
+            samples[name].append(drain(vendor, n, root, **extra))
     python(vendor, SET_PAUSED.format(verb="resume"))
-    if main is not None:
-        figures["main (baseline)"] = drain(vendor, n, main)
-    return figures
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 SEED = """
@@ -235,6 +244,8 @@ def main() -> None:
     parser.add_argument("--capped", type=int, default=300, help="Tasks of the capped queue.")
     parser.add_argument("--main", default="/work/main", help="Baseline checkout ('' for none).")
     parser.add_argument("--skip-rate", action="store_true", help="Leave out (b) (75 s per DB).")
+    parser.add_argument("--skip-capped", action="store_true", help="Leave out (c).")
+    parser.add_argument("--rounds", type=int, default=3, help="Rounds of (a) (median shown).")
     options = parser.parse_args()
     main_root = Path(options.main) if options.main else None
     results: dict = {"load before": load()}
@@ -242,14 +253,17 @@ def main() -> None:
         log(f"limits: preparing {vendor}")
         prepare(vendor)
         log(f"limits: (a) drain {options.n} on {vendor}")
-        results[f"{vendor} (a) no-op drain tasks/s"] = drain_costs(vendor, options.n, main_root)
+        results[f"{vendor} (a) no-op drain tasks/s"] = drain_costs(
+            vendor, options.n, main_root, options.rounds
+        )
         if not options.skip_rate:
             log(f"limits: (b) rate 60/m on {vendor}")
             results[f"{vendor} (b) rate 60/m, 3 processes"] = rate_run(vendor)
-        log(f"limits: (c) 4 x 8 on a queue limited to 3, {vendor}")
-        results[f"{vendor} (c) 4 processes x 8, max_running 3"] = concurrency_run(
-            vendor, options.capped
-        )
+        if not options.skip_capped:
+            log(f"limits: (c) 4 x 8 on a queue limited to 3, {vendor}")
+            results[f"{vendor} (c) 4 processes x 8, max_running 3"] = concurrency_run(
+                vendor, options.capped
+            )
         results["load after " + vendor] = load()
     for key, value in results.items():
         if isinstance(value, dict) and "no limit" in value:
