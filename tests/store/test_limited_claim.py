@@ -138,3 +138,28 @@ def test_a_key_frees_once_its_task_succeeds_in_a_group():
     written = store.mark_succeeded_many([(t.id, "w1", None, now, now) for t in first])
     assert written == {t.id for t in first}
     assert labels(store.claim_due("w1", 10, lease(), limits=limits)) == ["a2"]
+
+
+def test_the_dashboard_and_status_show_each_limit_and_what_it_holds_back(client):
+    from django.contrib.auth.models import User
+    from django.test import override_settings
+    from django.urls import reverse
+
+    from bgtask.status import health
+
+    enqueue("p1", queue="pay")
+    enqueue("p2", queue="pay")
+    enqueue("p3", queue="pay")
+    client.force_login(User.objects.create_superuser("admin", "a@example.invalid", "pw"))
+    with override_settings(BGTASK_QUEUE_LIMITS={"pay": {"max_running": 1, "rate": "10/m"}}):
+        [limit] = health()["limits"]
+        html = client.get(reverse("admin:bgtask_task_dashboard")).content.decode()
+    assert (limit["kind"], limit["name"], limit["max_running"], limit["rate"]) == (
+        "queue",
+        "pay",
+        1,
+        "10/m",
+    )
+    assert limit["held_back"] == 3 and limit["held_back_capped"] is False
+    assert "<h2>Limits</h2>" in html and "at most 1 running, 10 starts per 60 s" in html
+    assert health()["limits"] == []
