@@ -87,7 +87,18 @@ FULL = {
     "io_parallel": 10_000,
     "lambda": 1_000,
 }
-WORKLOADS = ("drain", "enqueue", "bulk", "parallel", "backlog", "rss", "latency", "peers", "io")
+WORKLOADS = (
+    "drain",
+    "enqueue",
+    "bulk",
+    "parallel",
+    "backlog",
+    "rss",
+    "latency",
+    "peers",
+    "io",
+    "limits",
+)
 
 
 def ensure_peers_venv() -> None:
@@ -652,6 +663,13 @@ def main() -> None:
     if "io" in options.only:
         io_section(options, info, now)
         options.only.discard("io")
+    if "limits" in options.only:
+        # Limits across workers (issue 19): its own script, databases and figures.
+        subprocess.run(
+            [sys.executable, str(HERE / "limits_bench.py"), "--dbs", ",".join(options.dbs)],
+            check=True,
+        )
+        options.only.discard("limits")
     if not options.only:
         return
     load_before = load()

@@ -26,3 +26,8 @@ if os.environ.get("BENCH_LISTEN") == "off":
 # they add.
 BGTASK_OPENTELEMETRY = os.environ.get("BENCH_OPENTELEMETRY") == "1"
 BGTASK_SENTRY = os.environ.get("BENCH_SENTRY") == "1"
+# The limits section (benchmarks/limits_bench.py): queue limits of the processes it starts.
+if os.environ.get("BENCH_QUEUE_LIMITS"):
+    import json
+
+    BGTASK_QUEUE_LIMITS = json.loads(os.environ["BENCH_QUEUE_LIMITS"])

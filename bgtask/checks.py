@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from bgtask import conf
+from bgtask import conf, limits
 
 PROCESS_TASKS = "process_tasks"
 # The enqueue side (bgtask.enqueue.readiness) refuses naive time in the same words.
@@ -38,6 +38,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     readers += (conf.retention, conf.prune_chunk_size)  # features
     readers += (conf.outcome_batch, conf.outcome_max_delay, conf.async_commit)  # outcomes
     readers += (conf.listen, conf.idle_poll)  # idle workers
+    readers += (limits.queue_limits,)  # limits across workers (BGTASK_QUEUE_LIMITS)
     for reader in readers:
         try:
             reader()

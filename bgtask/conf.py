@@ -41,6 +41,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Seconds process_tasks keeps trying, as it exits, to write what it owes a database that "
         "went away (outcomes, claims to hand back); keep it shorter than BGTASK_LEASE_SECONDS.",
     ),
+    "BGTASK_QUEUE_LIMITS": (
+        {},
+        'Limits per queue that hold across every worker: {"payments": {"max_running": 5}, '
+        '"mail": {"rate": "100/m"}} (see also @background(max_running=, rate=)).',
+    ),
     "BGTASK_CLAIM_LIMIT": (100, "Most tasks one claim query takes; claims grow towards it."),
     "BGTASK_OUTCOME_BATCH": (
         50,

@@ -36,6 +36,9 @@ def background[**P, R](
     max_attempts: int | None = None,
     retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
     backoff: Backoff | None = None,
+    max_running: int | None = None,
+    max_running_key: Callable[..., Any] | None = None,
+    rate: str | None = None,
 ) -> Callable[[Callable[P, R]], TaskFunction[P, R]]: ...
 
 
@@ -57,7 +60,10 @@ def background(
     ``verbose_name`` (a label shown in the admin); the retry policy ``max_attempts``,
     ``retry_on`` and ``backoff`` (``bgtask.retry_policy``). All of these but ``name``,
     ``retry_on`` and ``backoff``, and also ``repeat=``/``repeat_until=``, may be given at call
-    time.
+    time. Limits that hold across every worker (``bgtask.features.limits``), decoration only:
+    ``max_running`` (at most this many of this task name running at once), ``max_running_key``
+    (a function of the call's arguments: ``max_running`` then counts per key) and ``rate``
+    (``"100/m"``: starts per second, minute or hour).
 
     Arguments of a call must survive a JSON round trip unchanged; anything else raises
     ``TypeError`` at call time and writes nothing.

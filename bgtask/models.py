@@ -150,6 +150,10 @@ class Task(models.Model):
     # OpenTelemetry integration is on, so the task's span joins the trace of the request that
     # enqueued it (bgtask.integrations.opentelemetry). NULL: none.
     trace_context = models.TextField(null=True, blank=True, editable=False)
+    # The key of a keyed concurrency limit (``@background(max_running=1, max_running_key=...)``),
+    # computed from the call's arguments at enqueue, so the claim can count running tasks per
+    # key in SQL without running user code. NULL: the task's limit (if any) is not keyed.
+    limit_key = models.CharField(max_length=255, null=True, blank=True, editable=False)
 
     objects = TaskQuerySet.as_manager()
 
@@ -167,6 +171,15 @@ class Task(models.Model):
                 fields=["queue", "-priority", "run_at", "id"],
                 condition=Q(status="queued"),
                 name="bgtask_due_queue_idx",
+            ),
+            # The due tasks of one task name, in claim order: the claim of a task name with a
+            # limit (bgtask.features.limits) reads its candidates here without reading that
+            # task's history. Partial: a claim's status change takes the row out and adds no
+            # entry, so only an enqueue writes it (PostgreSQL and SQLite; see migration 0013).
+            models.Index(
+                fields=["task_name", "-priority", "run_at", "id"],
+                condition=Q(status="queued"),
+                name="bgtask_due_name_idx",
             ),
             # Finds expired leases without scanning history. Partial, like the next one, so that
             # no planner can mistake it for a way into queued rows: a (status, ...) index made
@@ -299,6 +312,24 @@ class QueueState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({'paused' if self.paused else 'running'})"
+
+
+class LimitState(models.Model):
+    """One row per limited scope (``"queue:payments"``, ``"task:shop.tasks.charge"``), made on
+    first use. A claim of limited tasks locks the rows of its scopes first (``SELECT ... FOR
+    UPDATE``; SQLite's write lock serialises them anyway), so claims of one scope take turns and
+    never both see the last free slot. ``tat`` is the scope's rate state (a generic cell rate
+    algorithm's "theoretical arrival time", seconds since the epoch by the database clock): the
+    next start is allowed once ``tat <= now``, and each start moves it on by one interval."""
+
+    scope = models.CharField(max_length=255, primary_key=True)
+    tat = models.FloatField(default=0.0)
+
+    class Meta:
+        db_table = "bgtask_limit_state"
+
+    def __str__(self) -> str:
+        return self.scope
 
 
 class WorkerBatch(models.Model):

@@ -120,6 +120,11 @@ if os.environ.get("BGTASK_TEST_OUTCOME_BATCH"):
     BGTASK_OUTCOME_BATCH = int(os.environ["BGTASK_TEST_OUTCOME_BATCH"])
 if os.environ.get("BGTASK_TEST_OUTCOME_MAX_DELAY"):
     BGTASK_OUTCOME_MAX_DELAY = float(os.environ["BGTASK_TEST_OUTCOME_MAX_DELAY"])
+# Limits across workers (tests/reliability/test_limits.py): queue limits of the workers started.
+if os.environ.get("BGTASK_TEST_QUEUE_LIMITS"):
+    import json
+
+    BGTASK_QUEUE_LIMITS = json.loads(os.environ["BGTASK_TEST_QUEUE_LIMITS"])
 # Through PgBouncer in transaction pooling mode (make test-pgbouncer), as Django requires there.
 if os.environ.get("BGTASK_TEST_PGBOUNCER"):
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True

@@ -30,6 +30,7 @@ from bgtask.enqueue.validation import (
     check_task_name,
     feature_fields,
 )
+from bgtask.features.limits import TaskLimit
 from bgtask.models import Task
 from bgtask.retry_policy import RetryPolicy
 from bgtask.serialization import encode_arguments
@@ -95,6 +96,9 @@ class TaskFunction[**P, R]:
         self.schedule = schedule
         self.queue = check_queue(queue) if queue is not None else None
         self.priority = check_priority(priority)
+        # max_running=, max_running_key=, rate= (bgtask.features.limits): decoration only, as a
+        # limit belongs to the task name, which every worker looks up in its registry.
+        self.limit = TaskLimit.from_options(defaults)
         self.defaults = check_feature_defaults(defaults)
         self.retry_policy = RetryPolicy.from_options(defaults)
         # A function with its own parameter named like a feature option (``fetch(url,
@@ -252,6 +256,10 @@ class TaskFunction[**P, R]:
             "trace_context": trace_context.current(),
         }
         row.update(feature_fields(row, {**self.defaults, **options}))
+        # Always present (None when unkeyed), so the rows of a bulk enqueue name the same fields.
+        row["limit_key"] = (
+            None if self.limit is None else self.limit.key_for(self.name, args, kwargs)
+        )
         return row
 
     def now(self, *args: P.args, **kwargs: P.kwargs) -> R:

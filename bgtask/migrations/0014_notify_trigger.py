@@ -67,5 +67,5 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("bgtask", "0012_trace_context")]
+    dependencies = [("bgtask", "0013_limits")]
     operations = [migrations.RunPython(create, drop)]

@@ -28,7 +28,8 @@ from django.db import connections, transaction
 from django.db.models import DateTimeField
 
 from bgtask import conf
-from bgtask.models import QueueState, Task
+from bgtask.limits import Limit, LimitSet
+from bgtask.models import LimitState, QueueState, Task
 from bgtask.store.rows import tasks_from_rows, to_aware
 
 ORDER = "priority DESC, run_at, id"
@@ -43,6 +44,33 @@ SuccessRow = tuple[int, "str | None", "str | None", datetime, datetime]
 # row locks (a locking read locks only the rows of its own level), so a concurrent SKIP LOCKED
 # claim can never skip, and so ignore, a pause.
 NOT_PAUSED = f"queue NOT IN (SELECT qs.name FROM {QueueState._meta.db_table} qs WHERE qs.paused)"
+LIMIT_STATE = LimitState._meta.db_table
+#: How soon a worker that found due tasks held back by a full concurrency limit looks again: a
+#: task of that scope ending in another worker tells this one nothing.
+LIMIT_RECHECK_SECONDS = 1.0
+
+
+# What a claim sets besides the lease. A retried task starts again without the progress its
+# last attempt reported (bgtask.current.set_progress).
+CLAIM_SET = "status = 'running', progress = NULL, progress_note = NULL"
+
+#: An extra condition of the plain claim and its parameters: the scopes that have a limit,
+#: which only claim_limited takes (bgtask.features.limits). Empty when no limit is set, and then
+#: the claim statement is exactly the one without limits.
+Exclusion = tuple[str, list[Any]]
+NO_EXCLUSION: Exclusion = ("", [])
+
+
+def exclusion(queues: Sequence[str], task_names: Sequence[str]) -> Exclusion:
+    """The plain claim's condition leaving out the limited ``queues`` and ``task_names``."""
+    sql, params = "", []
+    if queues:
+        sql += f" AND queue NOT IN ({', '.join(['%s'] * len(queues))})"
+        params += list(queues)
+    if task_names:
+        sql += f" AND task_name NOT IN ({', '.join(['%s'] * len(task_names))})"
+        params += list(task_names)
+    return sql, params
 
 
 # Any in the parameter lists of this module: values for the driver to adapt.
@@ -70,9 +98,247 @@ class Dialect:
         )
 
     def claim(
-        self, worker_id: str, limit: int, now: datetime, lease_until: datetime, queue: str | None
+        self,
+        worker_id: str,
+        limit: int,
+        now: datetime,
+        lease_until: datetime,
+        queue: str | None,
+        exclude: Exclusion = NO_EXCLUSION,
     ) -> list[Task]:
         raise NotImplementedError
+
+    # -- limits across workers (bgtask.limits) -------------------------------------------------
+
+    #: Locks a candidate row so that a concurrent writer of it (a cancel) is skipped, not waited
+    #: on; SQLite has no row locks and needs none under its write lock.
+    candidate_lock = " FOR UPDATE SKIP LOCKED"
+
+    def _lock_limit_states(self, cursor: Any, scopes: Sequence[str]) -> dict[str, float]:
+        """Lock the state rows of ``scopes`` (made on first use) for this transaction, in scope
+        order; their ``tat``. Every limited claim locks its scopes first, so claims of one scope
+        take turns, and in one order, so two claims never wait on each other in a circle."""
+        marks = ", ".join(["%s"] * len(scopes))
+        select = f"SELECT scope, tat FROM {LIMIT_STATE} WHERE scope IN ({marks}) ORDER BY scope"
+        cursor.execute(select + " FOR UPDATE", list(scopes))
+        tats = {scope: float(tat) for scope, tat in cursor.fetchall()}
+        missing = [scope for scope in scopes if scope not in tats]
+        if missing:
+            self._insert_limit_states(cursor, missing)
+            cursor.execute(select + " FOR UPDATE", list(scopes))
+            tats = {scope: float(tat) for scope, tat in cursor.fetchall()}
+        return tats
+
+    def _insert_limit_states(self, cursor: Any, scopes: Sequence[str]) -> None:
+        # ON CONFLICT DO NOTHING (PostgreSQL, SQLite): a claim making the same row at the same
+        # time waits for ours and then does nothing, and the transaction goes on.
+        values = ", ".join(["(%s, 0)"] * len(scopes))
+        cursor.execute(
+            f"INSERT INTO {LIMIT_STATE} (scope, tat) VALUES {values} ON CONFLICT DO NOTHING",
+            sorted(scopes),
+        )
+
+    def claim_limited(
+        self,
+        worker_id: str,
+        want: int,
+        now: datetime,
+        lease_until: datetime,
+        queue: str | None,
+        limits: LimitSet,
+    ) -> tuple[list[Task], tuple[float, bool] | None]:
+        """Claim up to ``want`` due tasks of the limited scopes in ``limits`` without breaking
+        any limit, whatever other workers claim meanwhile; also, when it took none, how many
+        seconds until a held-back scope may have room again and whether that is a rate's wait
+        (None: nothing is held back).
+
+        One short transaction: (1) lock the scopes' ``bgtask_limit_state`` rows; (2) count the
+        running tasks of those scopes (per key for keyed limits): the running rows are few, and
+        the partial lease index reads only them; (3) read due candidates of each scope that has
+        room, leaving out in SQL what is full (a task name, a queue, a key), so that a full key
+        at the head of the queue cannot hide the keys behind it; (4) admit them in claim order
+        while every limit that governs a row (its queue's, its task name's) has a slot and its
+        rate allows a start; (5) mark the admitted rows running and move the rates on. A claim
+        that cannot take the locks waits for the other claim of its scopes to commit (a few
+        milliseconds); it never sees a slot that the other has just filled.
+
+        Running tasks of a worker that died count until the lease rescue frees them.
+        """
+        scopes = limits.all()
+        now_s = now.timestamp()
+        queue_limits, task_limits = limits.queues, limits.tasks
+        with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
+            tats = self._lock_limit_states(cursor, [limit.scope for limit in scopes])
+            running, per_key = self._count_running(cursor, limits)
+            full: set[str] = set()  # scopes with no free slot, or whose rate allows no start now
+            saturated: dict[str, list[str | None]] = {}  # task name -> keys with no free slot
+            for limit in scopes:
+                if limit.rate is not None and tats.get(limit.scope, 0.0) > now_s:
+                    full.add(limit.scope)
+                if limit.max_running is None:
+                    continue
+                if limit.keyed:
+                    saturated[limit.name] = [
+                        key
+                        for (name, key), count in per_key.items()
+                        if name == limit.name and count >= limit.max_running
+                    ]
+                elif running.get(limit.scope, 0) >= limit.max_running:
+                    full.add(limit.scope)
+            window = want * 2 + 8
+            candidates: dict[int, Task] = {}
+            for limit in scopes:
+                if limit.scope in full:
+                    continue
+                for task in self._limited_candidates(
+                    cursor, limit, now, queue, limits, full, saturated, window
+                ):
+                    candidates[task.id] = task
+            admitted: list[Task] = []
+            for task in sorted(candidates.values(), key=lambda t: (-t.priority, t.run_at, t.id)):
+                if len(admitted) >= want:
+                    break
+                governing = [
+                    limit
+                    for limit in (queue_limits.get(task.queue), task_limits.get(task.task_name))
+                    if limit is not None
+                ]
+                if not all(
+                    _has_room(limit, task, running, per_key, tats, now_s) for limit in governing
+                ):
+                    continue
+                admitted.append(task)
+                for limit in governing:
+                    running[limit.scope] = running.get(limit.scope, 0) + 1
+                    if limit.keyed:
+                        key = (limit.name, task.limit_key)
+                        per_key[key] = per_key.get(key, 0) + 1
+                    if limit.rate is not None:
+                        tat = max(tats.get(limit.scope, 0.0), now_s) + limit.rate.interval
+                        tats[limit.scope] = tat
+                        cursor.execute(
+                            f"UPDATE {LIMIT_STATE} SET tat = %s WHERE scope = %s",
+                            [tat, limit.scope],
+                        )
+            if admitted:
+                ids = [task.id for task in admitted]
+                cursor.execute(
+                    f"UPDATE {self.table} SET {CLAIM_SET}, locked_by = %s, locked_until = %s, "
+                    f"started_at = %s WHERE id IN ({', '.join(['%s'] * len(ids))}) "
+                    "AND status = 'queued'",
+                    self._adapt([worker_id, lease_until, now, *ids]),
+                )
+                # The candidates were locked (or, on SQLite, are under the write lock) since
+                # they were read: every one is still queued.
+                _mark_claimed(admitted, worker_id, lease_until, now)
+            retry_in = None if admitted else self._held_back_for(cursor, limits, tats, now_s, now)
+        return admitted, retry_in
+
+    def _count_running(
+        self, cursor: Any, limits: LimitSet
+    ) -> tuple[dict[str, int], dict[tuple[str, str | None], int]]:
+        """Running tasks per scope, and per (task name, key) for keyed limits."""
+        conditions, params = [], []
+        if limits.queues:
+            conditions.append(f"queue IN ({', '.join(['%s'] * len(limits.queues))})")
+            params += list(limits.queues)
+        if limits.tasks:
+            conditions.append(f"task_name IN ({', '.join(['%s'] * len(limits.tasks))})")
+            params += list(limits.tasks)
+        cursor.execute(
+            f"SELECT queue, task_name, limit_key, COUNT(*) FROM {self.table} "
+            f"WHERE status = 'running' AND ({' OR '.join(conditions)}) "
+            "GROUP BY queue, task_name, limit_key",
+            params,
+        )
+        running: dict[str, int] = {}
+        per_key: dict[tuple[str, str | None], int] = {}
+        for queue, task_name, key, count in cursor.fetchall():
+            if queue in limits.queues:
+                scope = limits.queues[queue].scope
+                running[scope] = running.get(scope, 0) + count
+            task_limit = limits.tasks.get(task_name)
+            if task_limit is not None:
+                running[task_limit.scope] = running.get(task_limit.scope, 0) + count
+                if task_limit.keyed:
+                    per_key[(task_name, key)] = per_key.get((task_name, key), 0) + count
+        return running, per_key
+
+    def _limited_candidates(
+        self,
+        cursor: Any,
+        limit: Limit,
+        now: datetime,
+        queue: str | None,
+        limits: LimitSet,
+        full: set[str],
+        saturated: dict[str, list[str | None]],
+        window: int,
+    ) -> list[Task]:
+        """Due rows of ``limit``'s scope in claim order, leaving out what cannot start now."""
+        where = [f"status = 'queued' AND run_at <= %s AND {NOT_PAUSED}"]
+        params: list[Any] = [now]
+        if limit.kind == "queue":
+            where.append("queue = %s")
+            params.append(limit.name)
+        else:
+            where.append("task_name = %s")
+            params.append(limit.name)
+            if queue is not None:
+                where.append("queue = %s")
+                params.append(queue)
+            full_queues = [q for q, other in limits.queues.items() if other.scope in full]
+            if full_queues:
+                where.append(f"queue NOT IN ({', '.join(['%s'] * len(full_queues))})")
+                params += full_queues
+        if limit.kind == "queue":
+            full_names = [n for n, other in limits.tasks.items() if other.scope in full]
+            if full_names:
+                where.append(f"task_name NOT IN ({', '.join(['%s'] * len(full_names))})")
+                params += full_names
+        for name, keys in saturated.items():
+            if not keys or (limit.kind == "task" and name != limit.name):
+                continue
+            known = [key for key in keys if key is not None]
+            left_out = []
+            if known:
+                left_out.append(f"limit_key IN ({', '.join(['%s'] * len(known))})")
+            if None in keys:
+                left_out.append("limit_key IS NULL")
+            where.append(f"NOT (task_name = %s AND ({' OR '.join(left_out)}))")
+            params += [name, *known]
+        cursor.execute(
+            f"SELECT {self.columns} FROM {self.table} WHERE {' AND '.join(where)} "
+            f"ORDER BY {ORDER} LIMIT %s{self.candidate_lock}",
+            self._adapt([*params, window]),
+        )
+        return tasks_from_rows(self.alias, cursor.fetchall())
+
+    def _held_back_for(
+        self, cursor: Any, limits: LimitSet, tats: dict[str, float], now_s: float, now: datetime
+    ) -> tuple[float, bool] | None:
+        """When this claim took nothing: seconds until a scope that holds back due tasks may
+        have room (a rate: exactly; a concurrency limit: ``LIMIT_RECHECK_SECONDS``, as another
+        worker's task ending says nothing to this one), and whether that is a rate's wait (which
+        nothing can shorten); None when no due task is held back."""
+        soonest: tuple[float, bool] | None = None
+        for limit in limits.all():
+            column = "queue" if limit.kind == "queue" else "task_name"
+            cursor.execute(
+                f"SELECT 1 FROM {self.table} WHERE status = 'queued' AND {column} = %s "
+                f"AND run_at <= %s AND {NOT_PAUSED} LIMIT 1",
+                self._adapt([limit.name, now]),
+            )
+            if cursor.fetchone() is None:
+                continue
+            # A rate that allows no start now: exactly when it will (whatever else is full, no
+            # task of the scope starts before). Otherwise a full concurrency limit: look again.
+            wait, by_rate = LIMIT_RECHECK_SECONDS, False
+            if limit.rate is not None and tats.get(limit.scope, 0.0) > now_s:
+                wait, by_rate = tats[limit.scope] - now_s, True
+            if soonest is None or wait < soonest[0]:
+                soonest = (wait, by_rate)
+        return soonest
 
     def finish(self, task_id: int, locked_by: str | None, fields: dict[str, object]) -> int:
         """Write an outcome (``fields``) to a task this worker still holds; the rows updated.
@@ -204,21 +470,55 @@ class Dialect:
             return cursor.fetchone()[0] or 0
 
 
+def _has_room(
+    limit: Limit,
+    task: Task,
+    running: dict[str, int],
+    per_key: dict[tuple[str, str | None], int],
+    tats: dict[str, float],
+    now_s: float,
+) -> bool:
+    """Whether ``limit`` lets ``task`` start now, given what runs and the rate's state."""
+    if limit.rate is not None and tats.get(limit.scope, 0.0) > now_s:
+        return False
+    if limit.max_running is None:
+        return True
+    if limit.keyed:
+        return per_key.get((limit.name, task.limit_key), 0) < limit.max_running
+    return running.get(limit.scope, 0) < limit.max_running
+
+
+def _mark_claimed(
+    tasks: Sequence[Task], worker_id: str, lease_until: datetime, now: datetime
+) -> None:
+    """What the claim's UPDATE wrote, on the instances read before it."""
+    for task in tasks:
+        task.status, task.locked_by, task.locked_until = Task.RUNNING, worker_id, lease_until
+        task.started_at, task.progress, task.progress_note = now, None, None
+
+
 class UpdateReturningDialect(Dialect):
     """PostgreSQL and SQLite: claim in one statement."""
 
     lock_clause = ""
 
     def claim(
-        self, worker_id: str, limit: int, now: datetime, lease_until: datetime, queue: str | None
+        self,
+        worker_id: str,
+        limit: int,
+        now: datetime,
+        lease_until: datetime,
+        queue: str | None,
+        exclude: Exclusion = NO_EXCLUSION,
     ) -> list[Task]:
         where, extra = _due_filter(queue)
         sql = (
-            f"UPDATE {self.table} SET status = 'running', locked_by = %s, locked_until = %s, "
+            f"UPDATE {self.table} SET {CLAIM_SET}, locked_by = %s, locked_until = %s, "
             f"started_at = %s WHERE id IN (SELECT id FROM {self.table} "
-            f"WHERE {where} ORDER BY {ORDER} LIMIT %s{self.lock_clause}) RETURNING {self.columns}"
+            f"WHERE {where}{exclude[0]} ORDER BY {ORDER} LIMIT %s{self.lock_clause}) "
+            f"RETURNING {self.columns}"
         )
-        params = self._adapt([worker_id, lease_until, now, now, *extra, limit])
+        params = self._adapt([worker_id, lease_until, now, now, *extra, *exclude[1], limit])
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = tasks_from_rows(self.alias, cursor.fetchall())
@@ -322,16 +622,22 @@ class SQLiteDialect(UpdateReturningDialect):
         )
 
     def claim(
-        self, worker_id: str, limit: int, now: datetime, lease_until: datetime, queue: str | None
+        self,
+        worker_id: str,
+        limit: int,
+        now: datetime,
+        lease_until: datetime,
+        queue: str | None,
+        exclude: Exclusion = NO_EXCLUSION,
     ) -> list[Task]:
         index = "bgtask_due_idx" if queue is None else "bgtask_due_queue_idx"
         scope = "status = 'queued'" + ("" if queue is None else " AND queue = %s")
         scope_params = [] if queue is None else [queue]
         next_priority = f"SELECT MAX(priority) FROM {self.table} INDEXED BY {index} WHERE {scope}"
         claim_sql = (
-            f"UPDATE {self.table} SET status = 'running', locked_by = %s, locked_until = %s, "
+            f"UPDATE {self.table} SET {CLAIM_SET}, locked_by = %s, locked_until = %s, "
             f"started_at = %s WHERE id IN (SELECT id FROM {self.table} INDEXED BY {index} "
-            f"WHERE {scope} AND priority = %s AND run_at <= %s AND {NOT_PAUSED} "
+            f"WHERE {scope} AND priority = %s AND run_at <= %s AND {NOT_PAUSED}{exclude[0]} "
             f"ORDER BY run_at, id LIMIT %s) RETURNING {self.columns}"
         )
         rows: list[Task] = []
@@ -345,7 +651,7 @@ class SQLiteDialect(UpdateReturningDialect):
                 priority = cursor.fetchone()[0]
                 if priority is None:
                     break
-                params = [worker_id, lease_until, now, *scope_params, priority, now]
+                params = [worker_id, lease_until, now, *scope_params, priority, now, *exclude[1]]
                 cursor.execute(claim_sql, self._adapt([*params, limit - len(rows)]))
                 rows += tasks_from_rows(self.alias, cursor.fetchall())
         rows.sort(key=lambda t: (-t.priority, t.run_at, t.id))
@@ -353,6 +659,19 @@ class SQLiteDialect(UpdateReturningDialect):
 
     def _due_index_hint(self, queue: str | None) -> str:
         return f" INDEXED BY {'bgtask_due_idx' if queue is None else 'bgtask_due_queue_idx'}"
+
+    candidate_lock = ""
+
+    def _lock_limit_states(self, cursor: Any, scopes: Sequence[str]) -> dict[str, float]:
+        # A write first: it takes SQLite's one write lock for the whole transaction, which then
+        # serialises every limited claim (and any other writer). Reading first and writing later
+        # could fail with "database is locked" on the lock upgrade instead of waiting.
+        self._insert_limit_states(cursor, scopes)
+        marks = ", ".join(["%s"] * len(scopes))
+        cursor.execute(
+            f"SELECT scope, tat FROM {LIMIT_STATE} WHERE scope IN ({marks})", list(scopes)
+        )
+        return {scope: float(tat) for scope, tat in cursor.fetchall()}
 
     def adapt_datetime(self, value: datetime) -> str:
         # Django's adaptation of an aware datetime, without its checks and lookups per value
@@ -374,8 +693,20 @@ class SQLiteDialect(UpdateReturningDialect):
 
 
 class MySQLDialect(Dialect):
+    def _insert_limit_states(self, cursor: Any, scopes: Sequence[str]) -> None:
+        values = ", ".join(["(%s, 0)"] * len(scopes))
+        cursor.execute(
+            f"INSERT IGNORE INTO {LIMIT_STATE} (scope, tat) VALUES {values}", sorted(scopes)
+        )
+
     def claim(
-        self, worker_id: str, limit: int, now: datetime, lease_until: datetime, queue: str | None
+        self,
+        worker_id: str,
+        limit: int,
+        now: datetime,
+        lease_until: datetime,
+        queue: str | None,
+        exclude: Exclusion = NO_EXCLUSION,
     ) -> list[Task]:
         # A loose index scan over priorities, highest first. One query ordered by
         # (priority DESC, run_at, id) and filtered on run_at cannot stop early in MariaDB's
@@ -389,7 +720,7 @@ class MySQLDialect(Dialect):
         next_priority = f"SELECT priority FROM {self.table} WHERE {scope}"
         select = (
             f"SELECT {self.columns} FROM {self.table} WHERE {scope} AND priority = %s "
-            f"AND run_at <= %s AND {NOT_PAUSED} ORDER BY run_at, id LIMIT %s "
+            f"AND run_at <= %s AND {NOT_PAUSED}{exclude[0]} ORDER BY run_at, id LIMIT %s "
             "FOR UPDATE SKIP LOCKED"
         )
         due_by: Any = self.adapt_datetime(now)  # for the driver
@@ -408,19 +739,19 @@ class MySQLDialect(Dialect):
                 if found is None:
                     break
                 priority = found[0]
-                cursor.execute(select, [*scope_params, priority, due_by, limit - len(rows)])
+                cursor.execute(
+                    select, [*scope_params, priority, due_by, *exclude[1], limit - len(rows)]
+                )
                 rows += tasks_from_rows(self.alias, cursor.fetchall())
             if rows:
                 ids = [task.id for task in rows]
                 placeholders = ", ".join(["%s"] * len(ids))
                 cursor.execute(
-                    f"UPDATE {self.table} SET status = 'running', locked_by = %s, "
+                    f"UPDATE {self.table} SET {CLAIM_SET}, locked_by = %s, "
                     f"locked_until = %s, started_at = %s WHERE id IN ({placeholders})",
                     self._adapt([worker_id, lease_until, now, *ids]),
                 )
-        for task in rows:
-            task.status, task.locked_by, task.locked_until = Task.RUNNING, worker_id, lease_until
-            task.started_at = now
+        _mark_claimed(rows, worker_id, lease_until, now)
         return rows
 
     def next_due_after(self, after: datetime, queue: str | None) -> datetime | None:

@@ -23,8 +23,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 
 from bgtask import clock, conf
+from bgtask.limits import LimitSet
 from bgtask.models import Task, WorkerBatch
-from bgtask.store.dialects import dialect_for
+from bgtask.store.dialects import dialect_for, exclusion
 
 logger = logging.getLogger("bgtask.store")
 
@@ -72,6 +73,11 @@ class TaskStore:
     def __init__(self, using: str | None = None) -> None:
         self.alias = using or router.db_for_write(Task)
         self.dialect = dialect_for(self.alias)
+        #: After a claim that took nothing: seconds until a limit that holds back due tasks may
+        #: have room, and whether that is a rate's wait (exact) rather than a look again.
+        self.held_back_for: float | None = None
+        self.held_back_by_rate = False
+        self._limited_first = False  # the limited and the plain claim take turns going first
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
@@ -171,21 +177,76 @@ class TaskStore:
         return count
 
     def claim_due(
-        self, worker_id: str, limit: int, lease_until: datetime, queue: str | None = None
+        self,
+        worker_id: str,
+        limit: int,
+        lease_until: datetime,
+        queue: str | None = None,
+        *,
+        limits: LimitSet | None = None,
+        limited_limit: int | None = None,
     ) -> list[Task]:
         """Lock up to ``limit`` due tasks for ``worker_id`` until ``lease_until``; return them in
-        the order they should run (highest priority, then oldest ``run_at``)."""
-        attempt = {"n": 0}
+        the order they should run (highest priority, then oldest ``run_at``).
 
-        def claim() -> list[Task]:
-            attempt["n"] += 1
-            if attempt["n"] > 1:
-                # A claim may have committed before the connection dropped; hand back anything
-                # locked to us (we run nothing while claiming) instead of stranding it.
-                self.release_all(worker_id)
-            return self.dialect.claim(worker_id, limit, clock.now(self.alias), lease_until, queue)
+        ``limits`` (``bgtask.features.limits.current_limits()``): the limits to honour. Without
+        any, the claim is the one statement it always was. With some, the plain claim leaves the
+        limited scopes out and ``Dialect.claim_limited`` takes at most ``limited_limit`` of theirs
+        (default ``limit``) in its own short transaction; the two go first in turn, so that
+        neither the limited scopes nor the rest can starve the other. After the call,
+        ``held_back_for`` says in how many seconds a scope that holds back due tasks may have
+        room (None: nothing is held back, or something was claimed)."""
+        # The claim time of the last attempt: a claim may have committed before the connection
+        # dropped, and the retry hands back what it took (the rows it stamped started_at = that
+        # time) instead of stranding them. Only those: with N at once, other rows locked by this
+        # worker are tasks in flight.
+        attempted: list[datetime] = []
 
-        return self._run(claim)
+        def claim_time() -> datetime:
+            if attempted:
+                self.release_claimed_at(worker_id, attempted[-1])
+            attempted.append(clock.now(self.alias))
+            return attempted[-1]
+
+        self.held_back_for, self.held_back_by_rate = None, False
+        limits = limits.for_queue(queue) if limits else None
+        if not limits:
+            return self._run(
+                lambda: self.dialect.claim(worker_id, limit, claim_time(), lease_until, queue)
+            )
+
+        # With --queue of a limited queue every task it may take is limited: no plain claim.
+        plain = queue is None or queue not in limits.queues
+        excluded = exclusion(list(limits.queues), list(limits.tasks))
+        limited_first = self._limited_first = not self._limited_first
+
+        def claim_with_limits() -> list[Task]:
+            now = claim_time()
+            claimed: list[Task] = []
+            held: tuple[float, bool] | None = None
+            for part in ("limited", "plain") if limited_first else ("plain", "limited"):
+                room = limit - len(claimed)
+                if room <= 0:
+                    break
+                if part == "plain":
+                    if plain:
+                        claimed += self.dialect.claim(
+                            worker_id, room, now, lease_until, queue, excluded
+                        )
+                else:
+                    room = room if limited_limit is None else min(room, limited_limit)
+                    if room <= 0:  # no free slot for a limited task: claimed, it would count
+                        continue
+                    taken, held = self.dialect.claim_limited(
+                        worker_id, room, now, lease_until, queue, limits
+                    )
+                    claimed += taken
+            if not claimed and held is not None:
+                self.held_back_for, self.held_back_by_rate = held
+            claimed.sort(key=lambda t: (-t.priority, t.run_at, t.id))
+            return claimed
+
+        return self._run(claim_with_limits)
 
     def release(self, task_ids: list[int], worker_id: str) -> int:
         """Put claimed but unstarted tasks back, claimable at once by anyone."""
@@ -203,6 +264,15 @@ class TaskStore:
         return (
             Task.objects.using(self.alias)
             .filter(status=Task.RUNNING, locked_by=worker_id)
+            .update(status=Task.QUEUED, locked_by=None, locked_until=None, started_at=None)
+        )
+
+    def release_claimed_at(self, worker_id: str, claimed_at: datetime) -> int:
+        """Hand back the rows one claim of ``worker_id`` took (it stamps ``started_at`` with its
+        time until the task's outcome records the real start)."""
+        return (
+            Task.objects.using(self.alias)
+            .filter(status=Task.RUNNING, locked_by=worker_id, started_at=claimed_at)
             .update(status=Task.QUEUED, locked_by=None, locked_until=None, started_at=None)
         )
 

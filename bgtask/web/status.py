@@ -38,6 +38,7 @@ from django.db.models.functions import Concat, TruncHour, TruncMinute
 from django.utils import timezone
 
 from bgtask import conf
+from bgtask.features.limits import current_limits
 from bgtask.features.pausing import paused_queues
 from bgtask.models import Task, WorkerBatch
 from bgtask.store.tasks import ABANDONED_MESSAGE
@@ -464,6 +465,40 @@ def rescued(
     }
 
 
+#: The most due tasks counted per limited scope ("held back"): a count never reads more rows.
+HELD_BACK_COUNT_CAP = 1000
+
+
+def limits(now: datetime | None = None, using: str | None = None) -> list[dict[str, Any]]:
+    """The limits of this process's settings and tasks (``bgtask.limits``), each with how many
+    due tasks of its scope are waiting (``held_back``; capped at ``HELD_BACK_COUNT_CAP``, and
+    ``held_back_capped`` then True). A due task of a limited scope that is still queued is one
+    the limit holds back, or one no worker has reached yet. Empty when no limit is set."""
+    now = now or timezone.now()
+    rows = []
+    for limit in current_limits().all():
+        due = _tasks(using).filter(status_is(Task.QUEUED), run_at__lte=now)
+        due = (
+            due.filter(queue=limit.name)
+            if limit.kind == "queue"
+            else due.filter(task_name=limit.name)
+        )
+        held = due.values("id")[: HELD_BACK_COUNT_CAP + 1].count()
+        rows.append(
+            {
+                "kind": limit.kind,
+                "name": limit.name,
+                "max_running": limit.max_running,
+                "per_key": limit.keyed,
+                "rate": None if limit.rate is None else str(limit.rate),
+                "describe": limit.describe(),
+                "held_back": min(held, HELD_BACK_COUNT_CAP),
+                "held_back_capped": held > HELD_BACK_COUNT_CAP,
+            }
+        )
+    return rows
+
+
 def health(now: datetime | None = None, using: str | None = None) -> dict[str, Any]:
     """Everything the dashboard shows, as plain data (datetimes left as datetimes)."""
     now = now or timezone.now()
@@ -481,4 +516,5 @@ def health(now: datetime | None = None, using: str | None = None) -> dict[str, A
         "in_progress": in_progress(using),
         "batches": batches(now, using),
         "rescued": rescued(now, using, _retries=retries),
+        "limits": limits(now, using),
     }

@@ -30,6 +30,8 @@ from bgtask import clock, conf, timeouts
 from bgtask.enqueue.validation import check_queue
 from bgtask.exceptions import TaskAbandoned
 from bgtask.features import hooks
+from bgtask.features.limits import current_limits
+from bgtask.limits import LimitSet
 from bgtask.models import Task
 from bgtask.signals import task_failed, task_retried, tasks_claimed
 from bgtask.store import TaskStore
@@ -97,6 +99,9 @@ class BatchResult:
     """Heartbeat statements issued (each renews every lease the worker holds)."""
     concurrency: int = field(default=1, repr=False)
     """The most tasks this call ran at once."""
+    held_back_for: float | None = field(default=None, repr=False)
+    """When it ended with nothing to claim while a limit (``bgtask.limits``) held due tasks
+    back: seconds until that limit may have room, so a polling worker looks again then."""
 
     @property
     def ran(self) -> int:
@@ -202,6 +207,7 @@ class _Batch:
     stop: threading.Event | None
     completer: Completer
     runner: Runner
+    limits: LimitSet = field(default_factory=LimitSet)  # of this process, for this queue
     pending: deque[Task] = field(default_factory=deque)  # claimed, not started yet
 
     def stopping(self) -> bool:
@@ -280,6 +286,8 @@ def _run_batch(
         stop=stop,
         completer=completer,
         runner=runner,
+        # Read once per batch: the registry and settings do not change while it drains.
+        limits=current_limits().for_queue(queue),
     )
     if concurrency > 1:
         runner.refill_from(batch.pending, batch.admit)
@@ -330,6 +338,8 @@ def _drain(batch: _Batch) -> None:
             completer.flush()  # a claim sees the table as this worker left it
             claimed = _claim(batch, limit)
             if not claimed:
+                if _wait_for_a_rate(batch):
+                    continue
                 return
             pending.extend(claimed)
             claimed_at = time.monotonic()
@@ -376,23 +386,54 @@ def _drain_concurrently(batch: _Batch) -> None:
             pending.extend(claimed)
             if claimed_at is None:
                 claimed_at = time.monotonic()
-        elif pending or runner.in_flight():
+        elif pending or runner.in_flight() or runner.has_outcomes():
             # Nothing due now, but what is in flight may end in a retry due at once, and new
-            # work may come: look again once a task ends (or a slice passes).
+            # work may come: look again once a task ends (or a slice passes). An outcome not
+            # yet recorded leaves its row running for the claim, and under a limit it may be
+            # the very row that held the next one back.
             _wait_for_a_slot(batch)
-        else:
+        elif not _wait_for_a_rate(batch):
             return
 
 
 def _claim(batch: _Batch, size: int) -> list[Task]:
     result = batch.result
     began = timed(tasks_claimed)
-    claimed = batch.store.claim_due(result.worker_id, size, batch.lease_until(), batch.queue)
+    # A limited scope's tasks are claimed no more than the free slots: claimed, they count as
+    # running, and a worker must not hold a scope's slots while it cannot run them.
+    claimed = batch.store.claim_due(
+        result.worker_id,
+        size,
+        batch.lease_until(),
+        batch.queue,
+        limits=batch.limits,
+        limited_limit=batch.runner.free_slots(),
+    )
     if began is not None and claimed:
         send_statement_signal(
             tasks_claimed, result.worker_id, began, tasks=tuple(claimed), queue=batch.queue
         )
     return claimed
+
+
+def _wait_for_a_rate(batch: _Batch) -> bool:
+    """Nothing was claimed. True (after waiting) when due tasks wait for a rate's next start
+    that comes within the budget: the batch claims again rather than ending (a Lambda invocation
+    would otherwise start one task per schedule tick). A full concurrency limit ends the batch
+    (False): its slots are held by other workers, for as long as their tasks run."""
+    held = batch.store.held_back_for
+    if (
+        held is not None
+        and batch.store.held_back_by_rate
+        and time.monotonic() + held < batch.deadline
+    ):
+        if batch.stop is not None:
+            batch.stop.wait(held)
+        else:
+            time.sleep(held)
+        return True
+    batch.result.held_back_for = held
+    return False
 
 
 def _resized(limit: int, batch_seconds: float, claim_limit: int) -> int:

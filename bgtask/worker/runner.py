@@ -126,6 +126,10 @@ class Runner:
         with self._lock:
             return self._in_flight
 
+    def has_outcomes(self) -> bool:
+        """True when a task's outcome waits to be taken with ``finished()``."""
+        return not self._done.empty()
+
     def start_ready(self, ready: deque[Task], admit: Admit) -> bool | None:
         """Concurrency N: start the first task of ``ready`` (the batch's claimed tasks) if a slot
         is free and ``admit`` gives it a time limit. True: started; False: no slot or nothing

@@ -239,6 +239,7 @@ def test_the_features_are_grouped_apart_from_the_core():
         for name in (
             "cancellation",
             "hooks",
+            "limits",
             "pausing",
             "periodic",
             "pruning",

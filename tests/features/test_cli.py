@@ -127,3 +127,19 @@ def test_call_command_raises_for_scripts_in_python():
     with pytest.raises(CommandError) as raised:
         call_command("bgtask", "show", "424242")
     assert raised.value.returncode == 3
+
+
+def test_cancel_of_a_running_task_says_it_was_asked_to_stop():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from bgtask.store import TaskStore
+
+    tasks.record("r")
+    [running] = TaskStore().claim_due("w", 1, timezone.now() + timedelta(minutes=5))
+    done = bgtask_cli("cancel", str(running.pk))
+    assert done.returncode == 0, done.stderr
+    assert f"Task {running.pk}: asked to stop" in done.stdout
+    assert "cancelled." not in done.stdout
+    assert Task.objects.get(pk=running.pk).status == Task.RUNNING

@@ -123,3 +123,10 @@ async def async_block_and_mark(key, folder, release_path, timeout=120):
         await asyncio.sleep(0.02)
     Path(folder, f"finished-{key}").write_text(key)
     return "finished"
+
+
+# The limited tasks register only where a test asks for them (worker processes it starts with
+# BGTASK_TEST_LIMITED_TASKS=1, and its own fixture): registered everywhere, they would put every
+# other test's claims on the limited path.
+if os.environ.get("BGTASK_TEST_LIMITED_TASKS"):
+    from tests.sampleapp import limited_tasks  # noqa: F401

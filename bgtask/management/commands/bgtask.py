@@ -161,12 +161,17 @@ class Command(BaseCommand):
         )
 
     def do_cancel(self, *, ids: list[int], **_: Any) -> None:
-        self._each(
-            ids,
-            lambda task_id: cancel(task_id, reason="cancelled with manage.py bgtask"),
-            done="cancelled",
-            refused="is not queued",
-        )
+        def cancel_one(task_id: int) -> bool | str:
+            if not cancel(task_id, reason="cancelled with manage.py bgtask"):
+                return False
+            # A queued task is cancelled at once; a running one is only asked to stop, and ends
+            # cancelled once its worker stops it (within BGTASK_CANCEL_CHECK_SECONDS or so).
+            status = Task.objects.filter(pk=task_id).values_list("status", flat=True).first()
+            if status == Task.RUNNING:
+                return "asked to stop (it is running; it ends cancelled once its worker stops it)"
+            return True
+
+        self._each(ids, cancel_one, done="cancelled", refused="is not queued or running")
 
     def do_pause(self, *, queue: str, **_: Any) -> None:
         changed = self._queue_call(pause_queue, queue)
@@ -198,16 +203,19 @@ class Command(BaseCommand):
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _each(self, ids: list[int], act: Callable[[int], bool], *, done: str, refused: str) -> None:
-        """Act on each id in turn; a missing or refused one is reported and the rest go on."""
+    def _each(
+        self, ids: list[int], act: Callable[[int], bool | str], *, done: str, refused: str
+    ) -> None:
+        """Act on each id in turn; a missing or refused one is reported and the rest go on.
+        ``act`` returns True (``done``), False (refused) or what it did, in words."""
         known = set(Task.objects.filter(pk__in=ids).values_list("pk", flat=True))
         missing, refusals = [], []
         for task_id in ids:
             if task_id not in known:
                 missing.append(task_id)
                 self.stderr.write(f"Task {task_id}: not found.")
-            elif act(task_id):
-                self.stdout.write(f"Task {task_id}: {done}.")
+            elif outcome := act(task_id):
+                self.stdout.write(f"Task {task_id}: {done if outcome is True else outcome}.")
             else:
                 refusals.append(task_id)
                 status = Task.objects.filter(pk=task_id).values_list("status", flat=True).first()

@@ -230,6 +230,10 @@ class Command(BaseCommand):
                 totals[key] += getattr(result, key)
             if result.ran == 0 and not result.budget_spent:
                 pause = sleep if forever else min(sleep, end - time.monotonic())
+                if result.held_back_for is not None:
+                    # Due tasks wait for a limit (bgtask.limits): look again when it may have
+                    # room (a rate's next start), not after the whole --sleep.
+                    pause = min(pause, result.held_back_for)
                 if pause > 0:
                     waiter.wait(pause, stop)
         return totals
