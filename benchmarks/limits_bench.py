@@ -7,8 +7,9 @@ asserts nothing (timing belongs here, not in the tests).
 (a) No-op drain throughput (one process, ``benchmarks.workloads drain``, median of 3, each condition
     once per round in a turning order, the median of ``--rounds``): no limit
     set; a limit set on another queue (so every claim takes the limited path); a paused queue
-    existing; and the same workload run by the main checkout's code (``--main``, default
-    /work/main) on the same database, as the baseline.
+    existing; and, with ``--main PATH`` (a checkout of the code before limits, e.g. a ``git
+    worktree`` of an older commit), the same workload run by that code on the same database, as
+    the baseline.
 (b) ``rate="60/m"`` on a queue, 3 ``process_tasks`` processes: starts within the first minute.
 (c) 4 ``process_tasks --concurrency 8`` processes draining a queue limited to 3 tasks of 20 ms:
     the most seen running at once (sampled from the table every few ms, and from the rows'
@@ -242,7 +243,9 @@ def main() -> None:
     parser.add_argument("--dbs", default="sqlite,postgres,mariadb")
     parser.add_argument("--n", type=int, default=5000, help="No-op tasks per drain.")
     parser.add_argument("--capped", type=int, default=300, help="Tasks of the capped queue.")
-    parser.add_argument("--main", default="/work/main", help="Baseline checkout ('' for none).")
+    parser.add_argument(
+        "--main", default="", help="A checkout of the code to compare with (default: none)."
+    )
     parser.add_argument("--skip-rate", action="store_true", help="Leave out (b) (75 s per DB).")
     parser.add_argument("--skip-capped", action="store_true", help="Leave out (c).")
     parser.add_argument("--rounds", type=int, default=3, help="Rounds of (a) (median shown).")
