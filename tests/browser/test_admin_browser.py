@@ -252,7 +252,11 @@ def _fits_the_width(page) -> None:
 
 @pytest.mark.parametrize("width", [1280, 1920])
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_every_page_at_two_widths_in_both_themes(live_server, browser, tasks, width, scheme):
+def test_every_page_at_two_widths_in_both_themes(
+    live_server, browser, tasks, width, scheme, settings
+):
+    # A queue with limits (issue 19 item 5), so the dashboard shows its Limits table too.
+    settings.BGTASK_QUEUE_LIMITS = {"mail": {"max_running": 2, "rate": "100/m"}}
     User.objects.create_superuser("operator", "op@example.invalid", "correct horse")
     context, page = log_in(browser, live_server, width, scheme)
     name = f"{width}-{scheme}"
@@ -286,6 +290,14 @@ def test_every_page_at_two_widths_in_both_themes(live_server, browser, tasks, wi
     assert page.locator(".bgtask-stale-warning").count() == 0  # cron-box-1 ran 20 s ago
     failing = page.locator(".bgtask-failing-task", has_text="reports.build_monthly_report")
     assert failing.locator(".bgtask-error").inner_text().startswith("ConnectionError")
+    # The Limits table: the queue's limit in words and its due tasks held back (the queued
+    # task to cancel is one), its link to the queued tasks of that queue.
+    limit_row = page.locator("table.bgtask-limits tr", has=page.locator("code", has_text="mail"))
+    assert limit_row.count() == 1
+    cells = limit_row.locator("td").all_inner_texts()
+    assert "2" in cells[1] and "100/m" in cells[1], cells
+    assert int(cells[2].rstrip("+")) >= 1, cells
+    assert "queue__exact=mail" in limit_row.locator("a").get_attribute("href")
 
     # A failed task's page, a queued one (its Cancel button) and a running one (its progress).
     page.goto(f"{live_server.url}/admin/bgtask/task/{tasks['failed'].pk}/change/")
