@@ -330,10 +330,7 @@ def _drain(batch: _Batch) -> None:
     limit = 1
     while True:
         if not pending:
-            if batch.stopping():
-                return
-            if time.monotonic() >= batch.deadline:
-                result.budget_spent = True
+            if _no_more_claims(batch):
                 return
             completer.flush()  # a claim sees the table as this worker left it
             claimed = _claim(batch, limit)
@@ -375,10 +372,7 @@ def _drain_concurrently(batch: _Batch) -> None:
         if len(pending) > low_water:
             _wait_for_a_slot(batch)
             continue
-        if batch.stopping():
-            return
-        if time.monotonic() >= batch.deadline:
-            result.budget_spent = True
+        if _no_more_claims(batch):
             return
         completer.flush()  # a claim sees the table as this worker left it
         claimed = _claim(batch, min(max(limit, runner.free_slots()), batch.claim_limit))
@@ -394,6 +388,16 @@ def _drain_concurrently(batch: _Batch) -> None:
             _wait_for_a_slot(batch)
         elif not _wait_for_a_rate(batch):
             return
+
+
+def _no_more_claims(batch: _Batch) -> bool:
+    """True when a stop was asked or the budget is spent (``budget_spent`` is then set)."""
+    if batch.stopping():
+        return True
+    if time.monotonic() >= batch.deadline:
+        batch.result.budget_spent = True
+        return True
+    return False
 
 
 def _claim(batch: _Batch, size: int) -> list[Task]:

@@ -144,10 +144,7 @@ class Runner:
             ready.popleft()  # started: never released
             self._in_flight += 1
             self._running[task.id] = _Running(task)
-        if is_async(task):
-            self._start_async(task, limit)
-        else:
-            self._start_thread(task, limit)
+        self._dispatch(task, limit)
         return True
 
     def refill_from(self, ready: deque[Task], admit: Admit) -> None:
@@ -166,11 +163,15 @@ class Runner:
                 raise RuntimeError("Runner.start() called with no free slot.")
             self._in_flight += 1
             self._running[task.id] = _Running(task)
+        self._dispatch(task, limit)
+        return None
+
+    def _dispatch(self, task: Task, limit: timeouts.Limit) -> None:
+        """Hand a started task (slot taken) to the event loop if it is async, else to a thread."""
         if is_async(task):
             self._start_async(task, limit)
         else:
             self._start_thread(task, limit)
-        return None
 
     def finished(self, timeout: float | None = 0.0) -> list[Outcome]:
         """The outcomes of tasks that ended since the last call. Waits up to ``timeout`` seconds
