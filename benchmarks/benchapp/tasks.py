@@ -1,5 +1,6 @@
 """The benchmark's tasks: a no-op, one that notes which row ran (for exactly-once checks), and
-the I/O section's tasks that wait 50 ms, sync and ``async def`` (see ``benchmarks/iomarks.py``)."""
+the I/O section's tasks that wait 50 ms, sync and ``async def`` (see ``benchmarks/iomarks.py``),
+and a long task for the cancel measurement (``benchmarks/cancel_latency.py``)."""
 
 import asyncio
 import os
@@ -46,3 +47,12 @@ async def await_(number: int) -> None:
     started = time.time()
     await asyncio.sleep(iomarks.WAIT_SECONDS)
     iomarks.stamp(number, started)
+
+
+@background(name="bench.busy")
+def busy(seconds: float) -> None:
+    """Works for ``seconds`` in short steps (as a task that does Python work between its I/O
+    does): a cancel lands at its next Python instruction."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.01)
