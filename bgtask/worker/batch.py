@@ -211,14 +211,22 @@ class _Batch:
     pending: deque[Task] = field(default_factory=deque)  # claimed, not started yet
 
     def stopping(self) -> bool:
-        return self.stop is not None and self.stop.is_set()
+        if self.stop is None:
+            return False
+        signalled = getattr(self.stop, "signalled", None)  # a SignalStop (process_tasks)
+        return self.stop.is_set() or (signalled is not None and signalled())
 
     def lease_until(self) -> datetime:
         return self.lease_expires_at or self.heartbeat.lease_until()
 
     def admit(self, task: Task) -> timeouts.Limit | None:
         """The time limit of ``task`` if it may start now, else None (see ``_start_limit``).
-        Called from the batch's thread and, with N at once, from pool threads (``Runner``)."""
+        Called from the batch's thread and, with N at once, from pool threads (``Runner``),
+        which also ask a ``SignalStop`` whether a stop signal arrived that the main thread has
+        not handled yet (``bgtask.worker.stopping``)."""
+        signalled = getattr(self.stop, "signalled", None)
+        if signalled is not None and signalled():
+            return None
         return _start_limit(self, task, time.monotonic())
 
 

@@ -36,6 +36,7 @@ from bgtask.worker.batch import run_batch
 from bgtask.worker.completer import OWED, Completer
 from bgtask.worker.idle import IdleWaiter
 from bgtask.worker.outages import first_line, is_outage, unavailable
+from bgtask.worker.stopping import SignalStop
 
 logger = logging.getLogger("bgtask.process_tasks")
 
@@ -173,19 +174,23 @@ class Command(BaseCommand):
         self.concurrency = conf.concurrency() if concurrency is None else concurrency
         self._configure_logging(log_file, log_level, log_std)
 
-        stop = threading.Event()
+        stop = SignalStop((signal.SIGTERM, signal.SIGINT))
         previous = {}
         # Signal handlers can only be installed from the main thread; called from another thread
         # (call_command in a thread), the command runs without them.
-        if threading.current_thread() is threading.main_thread():
+        main = threading.current_thread() is threading.main_thread()
+        if main:
             previous = {
                 sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGTERM, signal.SIGINT)
             }
+            stop.install()  # pool threads see a signal before the handler runs (the module)
         try:
             totals = self._loop(duration, sleep, queue, stop)
             self._settle_before_exit()
         finally:
+            if main:
+                stop.uninstall()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         logger.info("process_tasks done: %s", totals)
